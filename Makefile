@@ -1,0 +1,29 @@
+# `make run` and `make test` each set everything up (a .venv from pyproject.toml) first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench screenshots package clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)  ## open the app on the built-in sandbox (demo data, no keys needed)
+	$(PY) -m optout_desk --demo
+
+test: $(STAMP)  ## lint, type-check and run the whole test suite headless
+	bash scripts/test.sh
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check optout_desk tests bench
+	$(VENV)/bin/mypy
+
+bench: $(STAMP)
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) build dist

@@ -1,0 +1,1 @@
+"""Clients for the outside platforms, over one shared HTTP policy (http.py)."""
