@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 # Column order used by the cache, the tables and every export of an opt-out list.
 RECORD_COLUMNS: tuple[str, ...] = (
@@ -57,3 +59,34 @@ class OptOutRecord:
             self.survey_id,
             self.source,
         )
+
+
+_TIMESTAMP = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?(Z|[+-]\d{2}:?\d{2})?$"
+)
+
+
+def canonical_timestamp(text: str) -> str:
+    """Any ISO-8601 timestamp as "YYYY-MM-DDTHH:MM:SS.fffffffZ" in UTC.
+
+    Seven fractional digits (what CheckMarket sends) keep every digit, and one fixed width makes
+    string order equal time order, so watermarks and sorting can compare text. A date alone is
+    midnight UTC; a timestamp without an offset is taken as UTC, as the platform writes them.
+    """
+    text = text.strip()
+    if len(text) == 10:
+        text += "T00:00:00"
+    match = _TIMESTAMP.match(text)
+    if not match:
+        raise ValueError(f"not an ISO-8601 timestamp: {text!r}")
+    year, month, day, hour, minute, second, fraction, offset = match.groups()
+    moment = datetime(
+        int(year), int(month), int(day), int(hour), int(minute), int(second or 0),
+        tzinfo=UTC,
+    )
+    if offset and offset != "Z":
+        sign = 1 if offset[0] == "+" else -1
+        digits = offset[1:].replace(":", "")
+        moment -= sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+    digits7 = ((fraction or "") + "0000000")[:7]
+    return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{digits7}Z"
