@@ -1,0 +1,85 @@
+"""Normalising phone strings of mixed formats: the desk's normaliser against phonenumbers alone.
+
+Target (issue 2): 1M strings in ≤ 5 s. Baseline measured in the same run: phonenumbers.parse +
+is_valid_number + format_number on a sample, scaled to the same count.
+
+    python -m bench.bench_normalise            # 200k strings
+    python -m bench.bench_normalise --full     # 1M strings
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import time
+
+import phonenumbers
+
+from optout_desk.core.identifiers import PhoneNormaliser
+
+
+def mixed_phones(count: int, seed: int = 1) -> list[object]:
+    """Mostly distinct Belgian, Dutch and US numbers written the ways spreadsheets hold them."""
+    rng = random.Random(seed)
+    values: list[object] = []
+    for _ in range(count):
+        subscriber = rng.randrange(10_000_000)
+        shape = rng.random()
+        be = f"47{subscriber // 10:06d}"[:8]
+        if shape < 0.30:
+            values.append(f"+324{be}")                                   # clean E.164
+        elif shape < 0.50:
+            values.append(f"+32 4{be[:2]} {be[2:4]} {be[4:6]} {be[6:]}")  # international, spaced
+        elif shape < 0.70:
+            values.append(f"04{be[:2]} {be[2:4]} {be[4:6]} {be[6:]}")     # national
+        elif shape < 0.80:
+            values.append(f"+1-202-55{subscriber % 10}-{subscriber % 10000:04d}")
+        elif shape < 0.86:
+            values.append(f"+31 6 {subscriber % 100_000_000:08d}")      # Dutch mobile
+        elif shape < 0.88:
+            values.append(f"06-{subscriber % 100_000_000:08d}")  # foreign national: slow
+        elif shape < 0.95:
+            values.append(float(f"324{be}"))                           # Excel number cell
+        else:
+            values.append(f"0032 4{be}")                                 # 00 international prefix
+    return values
+
+
+def desk(values: list[object]) -> tuple[float, int]:
+    normaliser = PhoneNormaliser("BE")
+    start = time.perf_counter()
+    valid = sum(1 for value in values if normaliser(value).key is not None)  # type: ignore[arg-type]
+    return time.perf_counter() - start, valid
+
+
+def phonenumbers_alone(values: list[object]) -> float:
+    start = time.perf_counter()
+    for value in values:
+        text = str(value)
+        try:
+            number = phonenumbers.parse(text, "BE")
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(number):
+            phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--full", action="store_true", help="1M strings (default 200k)")
+    count = 1_000_000 if parser.parse_args().full else 200_000
+    values = mixed_phones(count)
+    distinct = len({str(v) for v in values})
+    seconds, valid = desk(values)
+    sample = values[: max(count // 20, 10_000)]
+    baseline = phonenumbers_alone(sample) * (count / len(sample))
+    print(f"phones: {count:,} mixed-format values ({distinct:,} distinct), {valid:,} valid")
+    print(f"  desk normaliser         {seconds:7.2f} s   {seconds / count * 1e6:6.2f} µs/value"
+          f"   target ≤ {5 * count / 1_000_000:.1f} s")
+    print(f"  phonenumbers alone      {baseline:7.2f} s   (measured on {len(sample):,}, scaled)")
+    print(f"  speed-up                {baseline / seconds:7.1f}×")
+
+
+if __name__ == "__main__":
+    main()
