@@ -19,7 +19,9 @@ from optout_desk.core.errors import EXIT_BAD_INPUT, EXIT_FAILED, DeskError
 log = logging.getLogger(__name__)
 
 # Each module in optout_desk/commands/ adds its own sub-command with `register(subparsers)`.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = (
+    "fetch",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
