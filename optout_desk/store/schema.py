@@ -43,4 +43,22 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (connection_id, scope)
     );
     """,
+    # 2: the run history (store/history.py): every fetch, reconcile and submit, as evidence
+    """
+    CREATE TABLE runs (
+        id            INTEGER PRIMARY KEY,
+        kind          TEXT NOT NULL,            -- 'fetch' | 'reconcile' | 'submit'
+        started_at    TEXT NOT NULL,            -- UTC ISO-8601
+        finished_at   TEXT NOT NULL,
+        os_user       TEXT NOT NULL,
+        connection    TEXT,                     -- the connection's name at the time
+        source_file   TEXT,
+        source_sha256 TEXT,
+        counts_json   TEXT NOT NULL DEFAULT '{}',  -- counts only, never emails or phones
+        outcome       TEXT NOT NULL,            -- 'ok' | 'failed' | 'cancelled'
+        message       TEXT NOT NULL DEFAULT '',
+        receipt_path  TEXT
+    );
+    CREATE INDEX runs_by_kind ON runs (kind, id);
+    """,
 ]
