@@ -1,0 +1,71 @@
+"""`optout-desk sandbox`: run the CheckMarket simulator in the foreground until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from typing import Any
+
+from optout_desk.core.errors import BadInputError
+from optout_desk.sandbox.server import Sandbox, SandboxConfig
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "sandbox",
+        help="run a simulated CheckMarket API on this computer (for demos and trials)",
+        description="Run a simulated CheckMarket API v3 on 127.0.0.1 with generated opt-outs, "
+        "until Ctrl-C. Prints the base URL and demo keys to add as a connection.",
+    )
+    parser.add_argument("--port", type=int, default=0, help="port to listen on (0: any free)")
+    parser.add_argument("--records", type=int, default=500, help="generated opt-outs (500)")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the generated data (1)")
+    parser.add_argument("--latency-ms", type=float, default=0.0,
+                        help="added delay per request, in milliseconds (0)")
+    parser.add_argument("--max-page-size", type=int, default=1000,
+                        help="largest $top accepted; larger gets HTTP 400 (1000)")
+    parser.add_argument("--throttle-per-minute", type=int, default=None,
+                        help="requests per key per minute before HTTP 429 (no limit)")
+    parser.add_argument("--master-key", default=None, help="demo master key (random)")
+    parser.add_argument("--key", default=None, help="demo key (random)")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.records < 0 or not 0 <= args.port <= 65535 or args.max_page_size < 1:
+        raise BadInputError("--records must be 0 or more, --port 0-65535 and "
+                            "--max-page-size at least 1.")
+    box = Sandbox(SandboxConfig(
+        records=args.records, seed=args.seed, latency_ms=args.latency_ms, port=args.port,
+        max_page_size=args.max_page_size, throttle_per_minute=args.throttle_per_minute,
+        master_key=args.master_key, key=args.key,
+    ))
+    try:
+        box.start()
+    except OSError as exc:
+        raise BadInputError(f"Cannot listen on port {args.port}: {exc.strerror}. "
+                            "Choose another --port (0 picks a free one).") from None
+    stop = threading.Event()
+    # Ctrl-C and SIGTERM (a benchmark, a service manager) both stop cleanly with exit 0.
+    previous = {sig: signal.signal(sig, lambda *_: stop.set())
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    print(f"CheckMarket sandbox listening on {box.base_url}", flush=True)
+    print(f"Base URL:   {box.base_url}", flush=True)
+    print(f"Master key: {box.master_key}", flush=True)
+    print(f"Key:        {box.key}", flush=True)
+    print(f"Opt-outs:   {args.records:,} (seed {args.seed}); surveys "
+          f"{', '.join(map(str, box.state.survey_ids))}", flush=True)
+    print("Add it as a connection with:", flush=True)
+    print(f"  optout-desk connection add demo --system checkmarket --base-url {box.base_url}",
+          flush=True)
+    print("Press Ctrl-C to stop.", flush=True)
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        box.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    print("Sandbox stopped.", flush=True)
+    return 0
