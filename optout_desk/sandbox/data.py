@@ -22,8 +22,7 @@ from typing import Any
 TICKS_PER_SECOND = 10_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DAY_TICKS = 86_400 * TICKS_PER_SECOND
-# (lang, country, calling code, trunk prefix, mobile prefixes, national digits,
-#  first names, last names, email domains)
+
 # (lang, country, calling code, trunk prefix, mobile prefixes, national digits,
 #  first names, last names, email domains)
 _PEOPLE: tuple[tuple[str, str, str, str, tuple[str, ...], int, tuple[str, ...],

@@ -1,0 +1,434 @@
+"""CheckMarket / Medallia Agile Research API v3: list and add opt-outs.
+
+Facts and unknowns: shared/api-notes.md section 1. What the docs leave open is handled without
+guessing: the largest accepted page size (try `page_size`, fall back on a 400 naming `top`),
+the throttle status code (HTTP 429 or a body `Meta.Status` 429, both read), the POST response
+body (only the status is trusted), hosts in `Links.Next` (re-based onto the configured host).
+
+Fetching: the first page gives `Meta.TotalRowCount`; the remaining pages are then fetched by
+`$skip` on a few threads sharing one HTTP session (its throttle gate slows them all down when
+CheckMarket says so). Without a TotalRowCount the client follows `Links.Next` one page at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, fields
+from typing import Any
+
+import httpx
+
+from optout_desk.connectors.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    MalformedResponseError,
+    MissingRoleError,
+    PlatformError,
+    RejectedRequestError,
+    ThrottledError,
+)
+from optout_desk.connectors.http import (
+    HttpPolicy,
+    HttpSession,
+    retry_after_body,
+    retry_after_header,
+)
+from optout_desk.core.errors import BadInputError, Cancelled
+from optout_desk.core.progress import (
+    NEVER_CANCELLED,
+    CancelToken,
+    Progress,
+    ProgressCallback,
+    no_progress,
+)
+from optout_desk.core.records import OptOutRecord, canonical_timestamp
+
+log = logging.getLogger(__name__)
+
+REGIONS: dict[str, str] = {
+    "eu": "https://api-eu.agileresearch.medallia.com/",
+    "us": "https://api-us.agileresearch.medallia.com/",
+    "ca": "https://api-ca.agileresearch.medallia.com/",
+    "ap": "https://api-ap.checkmarket.com/",
+}
+SECRET_FIELDS = ("MASTER_KEY", "KEY")
+PLATFORM = "CheckMarket"
+OPTOUTS_PATH = "3/contacts/optouts"
+ROLE_READ = "Contacts (read)"
+ROLE_WRITE = "Contacts (write)"
+# Page sizes tried, largest first, when the platform refuses a `$top` (its maximum is UNKNOWN).
+FALLBACK_PAGE_SIZES = (1000, 500, 100, 25)
+
+_CANONICAL = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.(\d{1,7}))?Z$")
+
+
+@dataclass(frozen=True)
+class CheckMarketSettings:
+    base_url: str
+    page_size: int = 1000
+    concurrency: int = 4
+    batch_size: int = 500
+    timeout_s: float = 30.0
+    max_retries: int = 5
+    max_retry_wait_s: float = 60.0
+
+    @classmethod
+    def from_mapping(cls, base_url: str, values: Mapping[str, Any]) -> CheckMarketSettings:
+        """Settings from a connection profile; unknown names are ignored, bad values refused."""
+        limits: dict[str, tuple[type, float, float]] = {
+            "page_size": (int, 1, 100_000), "concurrency": (int, 1, 32),
+            "batch_size": (int, 1, 100_000), "timeout_s": (float, 1, 600),
+            "max_retries": (int, 0, 20), "max_retry_wait_s": (float, 0, 3600),
+        }
+        chosen: dict[str, Any] = {}
+        for name in (f.name for f in fields(cls) if f.name != "base_url"):
+            if name not in values or values[name] is None:
+                continue
+            kind, low, high = limits[name]
+            try:
+                value = kind(values[name])
+            except (TypeError, ValueError):
+                value = None
+            if value is None or isinstance(values[name], bool) or not low <= value <= high:
+                raise ConfigurationError(
+                    f"The setting {name} = {values[name]!r} is not usable: give a number "
+                    f"from {low:g} to {high:g}."
+                )
+            chosen[name] = value
+        return cls(base_url=base_url, **chosen)
+
+
+@dataclass(frozen=True)
+class SubmitResponse:
+    http_status: int
+    body_status: int | None
+    message: str
+    attempts: int
+
+
+@dataclass
+class _Page:
+    skip: int
+    items: list[Any]
+    total: int | None
+    next_href: str | None
+
+
+class CheckMarketClient:
+    """Talks to one CheckMarket data centre with one key pair. Thread-safe for its own use
+    (one httpx client shared by the page workers)."""
+
+    def __init__(self, settings: CheckMarketSettings, master_key: str, key: str, *,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        if not master_key or not key:
+            raise ConfigurationError("CheckMarket needs both the master key and the key.")
+        self.settings = settings
+        policy = HttpPolicy(timeout_s=settings.timeout_s, max_retries=settings.max_retries,
+                            max_retry_wait_s=settings.max_retry_wait_s,
+                            max_in_flight=settings.concurrency)
+        headers = {"X-Master-Key": master_key, "X-Key": key, "Accept": "application/json"}
+        self._session = HttpSession(settings.base_url, headers, policy, platform=PLATFORM,
+                                    transport=transport)
+        # Kept only to scrub them from any text the platform echoes back.
+        self._secrets = (master_key, key)
+        self._accepted_page_size: int | None = None
+        self._source_names: dict[object, str] = {}
+
+    def __repr__(self) -> str:
+        return f"CheckMarketClient({self._session.base_url})"
+
+    @property
+    def host(self) -> str:
+        return self._session.host
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> CheckMarketClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # -- calls ---------------------------------------------------------------------------
+
+    def check(self) -> int:
+        """A one-row GET of the account-wide list: proves the keys and the read role; returns
+        Meta.TotalRowCount (or the rows seen when the platform leaves it out)."""
+        body, _ = self._get(OPTOUTS_PATH, {"$top": 1}, NEVER_CANCELLED)
+        total = body["Meta"].get("TotalRowCount")
+        return total if isinstance(total, int) else len(body.get("Data") or [])
+
+    def list_optouts(self, *, since: str | None = None, survey_id: int | None = None,
+                     progress: ProgressCallback = no_progress,
+                     cancel: CancelToken = NEVER_CANCELLED) -> list[OptOutRecord]:
+        """Every opt-out (account-wide, or of one survey), optionally only those with
+        DateOptOut at or after `since`; deduplicated, in the platform's order."""
+        path = OPTOUTS_PATH if survey_id is None else f"3/surveys/{int(survey_id)}/contacts/optouts"
+        params: dict[str, Any] = {}
+        if since:
+            try:
+                moment = canonical_timestamp(since)[:19]
+            except ValueError:
+                raise BadInputError(f"'{since}' is not a date: use YYYY-MM-DD or an ISO "
+                                    "timestamp.") from None
+            params["filter"] = f"DateOptOut ge DateTime'{moment}'"
+        cancel.raise_if_cancelled()
+        first, size = self._first_page(path, params, cancel)
+        pages = [first]
+        total_pages = math.ceil(first.total / size) if first.total is not None else None
+        progress(Progress(done=1, total=total_pages, unit="pages", records=len(first.items)))
+        if first.total is not None and first.next_href is not None:
+            pages += self._fetch_by_skip(path, params, size, first.total, len(first.items),
+                                         progress, cancel)
+        tail = pages[-1].next_href
+        # Without a total (or when rows arrived meanwhile), follow Links.Next one by one.
+        pages += self._follow_next(tail, len(pages), sum(len(p.items) for p in pages),
+                                   progress, cancel)
+        return self._records(pages, survey_id)
+
+    def submit_optouts(self, emails: Sequence[str], phones: Sequence[str]) -> SubmitResponse:
+        """Add opt-outs: exactly one POST (plus retries of transient failures, which are safe:
+        CheckMarket ignores addresses already opted out)."""
+        body = {"EmailAddresses": list(emails), "PhoneNumbers": list(phones)}
+        if not body["EmailAddresses"] and not body["PhoneNumbers"]:
+            raise BadInputError("Nothing to submit: no email addresses and no phone numbers.")
+
+        def interpret(response: httpx.Response) -> tuple[int, int | None]:
+            parsed = self._interpret(response, ROLE_WRITE, body_optional=True)
+            status = parsed["Meta"].get("Status") if parsed else None
+            return response.status_code, status if isinstance(status, int) else None
+
+        (http_status, body_status), attempts = self._session.request(
+            "POST", OPTOUTS_PATH, json=body, interpret=interpret)
+        counts = (f"{len(body['EmailAddresses'])} email address(es) and "
+                  f"{len(body['PhoneNumbers'])} phone number(s)")
+        message = f"CheckMarket accepted {counts}"
+        message += "." if body_status is not None else (
+            "; its answer had no readable status, so re-fetch the list to verify.")
+        return SubmitResponse(http_status, body_status, message, attempts)
+
+    # -- paging --------------------------------------------------------------------------
+
+    def _first_page(self, path: str, params: dict[str, Any],
+                    cancel: CancelToken) -> tuple[_Page, int]:
+        wanted = self._accepted_page_size or self.settings.page_size
+        sizes = [wanted, *(s for s in FALLBACK_PAGE_SIZES if s < wanted)]
+        for number, size in enumerate(sizes):
+            try:
+                page = self._page(path, {**params, "$top": size, "$skip": 0}, 0, cancel)
+            except RejectedRequestError as exc:
+                refused_top = exc.http_status == 400 and "top" in exc.message.lower()
+                if refused_top and number + 1 < len(sizes):
+                    log.info("CheckMarket refused page size %d; trying %d", size,
+                             sizes[number + 1])
+                    continue
+                raise
+            self._accepted_page_size = size
+            return page, size
+        raise AssertionError("unreachable: the last size re-raises")
+
+    def _fetch_by_skip(self, path: str, params: dict[str, Any], size: int, total: int,
+                       first_count: int, progress: ProgressCallback,
+                       cancel: CancelToken) -> list[_Page]:
+        skips = list(range(size, total, size))
+        total_pages = len(skips) + 1
+        done, records = 1, first_count
+        results: dict[int, _Page] = {}
+        workers = max(1, min(self.settings.concurrency, len(skips)))
+        pool = ThreadPoolExecutor(workers, thread_name_prefix="checkmarket-page")
+        try:
+            pending: set[Future[_Page]] = {
+                pool.submit(self._page, path, {**params, "$top": size, "$skip": s}, s, cancel)
+                for s in skips
+            }
+            while pending:
+                finished, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    page = future.result()  # a failed page fails the fetch
+                    results[page.skip] = page
+                    done += 1
+                    records += len(page.items)
+                    progress(Progress(done=done, total=total_pages, unit="pages",
+                                      records=records))
+                if cancel.cancelled:
+                    raise Cancelled()
+        finally:
+            # Queued pages are dropped; pages in flight end on their own (their result unused).
+            pool.shutdown(wait=False, cancel_futures=True)
+        return [results[s] for s in skips]
+
+    def _follow_next(self, href: str | None, done: int, records: int,
+                     progress: ProgressCallback, cancel: CancelToken) -> list[_Page]:
+        pages: list[_Page] = []
+        seen: set[str] = set()
+        while href:
+            cancel.raise_if_cancelled()
+            url = self._session.url_for(href)
+            if url in seen:  # a platform bug must not loop forever
+                raise MalformedResponseError(
+                    "CheckMarket's Links.Next pointed back at a page already fetched.")
+            seen.add(url)
+            page = self._page(url, None, -1, cancel)
+            if not page.items:
+                break
+            pages.append(page)
+            done += 1
+            records += len(page.items)
+            progress(Progress(done=done, total=None, unit="pages", records=records))
+            href = page.next_href
+        return pages
+
+    def _page(self, path: str, params: Mapping[str, Any] | None, skip: int,
+              cancel: CancelToken) -> _Page:
+        cancel.raise_if_cancelled()
+        body, _ = self._get(path, params, cancel)
+        items = body.get("Data")
+        if not isinstance(items, list):
+            raise MalformedResponseError(
+                f"CheckMarket ({self.host}) answered without a list of opt-outs in Data.")
+        total = body["Meta"].get("TotalRowCount")
+        links = body.get("Links") if isinstance(body.get("Links"), dict) else {}
+        next_link = links.get("Next") if isinstance(links, dict) else None
+        href = next_link.get("Href") if isinstance(next_link, dict) else None
+        return _Page(skip, items, total if isinstance(total, int) and total >= 0 else None,
+                     href if isinstance(href, str) and href else None)
+
+    def _get(self, path: str, params: Mapping[str, Any] | None,
+             cancel: CancelToken) -> tuple[dict[str, Any], int]:
+        def interpret(response: httpx.Response) -> dict[str, Any]:
+            parsed = self._interpret(response, ROLE_READ, body_optional=False)
+            assert parsed is not None
+            return parsed
+
+        return self._session.request("GET", path, params=params, interpret=interpret,
+                                     cancel=cancel)
+
+    # -- responses -----------------------------------------------------------------------
+
+    def _interpret(self, response: httpx.Response, role: str, *,
+                   body_optional: bool) -> dict[str, Any] | None:
+        """The parsed envelope, or the typed error this response means."""
+        status = response.status_code
+        body = _json_or_none(response)
+        meta = body.get("Meta") if isinstance(body, dict) else None
+        body_status = meta.get("Status") if isinstance(meta, dict) else None
+        body_status = body_status if isinstance(body_status, int) else None
+        data = body.get("Data") if isinstance(body, dict) else None
+        detail = self._detail(data)
+        if status == 429 or body_status == 429:
+            wait = retry_after_header(response.headers)
+            body_wait = retry_after_body(data)
+            retry_after = body_wait if body_wait is not None else wait
+            limit = ""
+            if isinstance(data, dict) and isinstance(data.get("MaxRequests"), int):
+                limit = f" (limit {data['MaxRequests']} requests per {data.get('Per', 'period')})"
+            after = f"{retry_after:g} s" if retry_after is not None else "a while"
+            raise ThrottledError(
+                f"CheckMarket is rate-limiting requests for this key{limit}; try again after "
+                f"{after}.", retry_after)
+        if status == 401 or body_status == 401:
+            raise AuthenticationError(
+                f"CheckMarket refused the keys for {self.host}: check the master key and key "
+                "(CheckMarket: Account > API keys), that the key is active, and that they "
+                "belong to this data centre."
+            )
+        if status == 403 or body_status == 403:
+            raise MissingRoleError(
+                f"The CheckMarket key is valid but lacks the role {role} on {self.host}: "
+                f"give the key the {role} role in CheckMarket (Account > API keys).", role)
+        if status >= 500:
+            raise PlatformError(
+                f"CheckMarket ({self.host}) answered HTTP {status}{detail}; try again later.",
+                status, body_status)
+        if status >= 300:
+            raise RejectedRequestError(
+                f"CheckMarket ({self.host}) refused the request (HTTP {status}){detail}.",
+                status, body_status)
+        if not isinstance(body, dict) or not isinstance(meta, dict):
+            if body_optional:
+                return None
+            kind = response.headers.get("content-type", "no content type").split(";")[0]
+            raise MalformedResponseError(
+                f"CheckMarket ({self.host}) answered HTTP {status} with something that is not "
+                f"its JSON envelope ({kind}); check the base URL points at the API.")
+        if body_status != 200:
+            raise PlatformError(
+                f"CheckMarket ({self.host}) reported status {body_status} under HTTP "
+                f"{status}{detail}.", status, body_status)
+        return body
+
+    def _detail(self, data: object) -> str:
+        """The platform's own error text (": …"), with anything key-like scrubbed."""
+        text = ""
+        if isinstance(data, dict):
+            text = str(data.get("ErrorMessage") or data.get("Message") or "")
+        elif isinstance(data, str):
+            text = data
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        text = " ".join(text.split())[:300]
+        return f": {text}" if text else ""
+
+    def _records(self, pages: list[_Page], survey_id: int | None) -> list[OptOutRecord]:
+        unique: dict[str, OptOutRecord] = {}
+        for page in pages:
+            for item in page.items:
+                record = self._record(item, survey_id)
+                unique.setdefault(record.dedupe_key, record)
+        return list(unique.values())
+
+    def _record(self, item: object, survey_id: int | None) -> OptOutRecord:
+        if not isinstance(item, dict) or not isinstance(item.get("DateOptOut"), str):
+            raise MalformedResponseError(
+                f"CheckMarket ({self.host}) sent an opt-out without a DateOptOut.")
+        contact = item.get("ContactId")
+        source_id = item.get("OptoutSourceId")
+        source = self._source_names.get(source_id)
+        if source is None:
+            source = PLATFORM if source_id is None else f"{PLATFORM} (OptoutSourceId {source_id})"
+            self._source_names[source_id] = source
+        return OptOutRecord(
+            date_opt_out=_canonical(item["DateOptOut"], self.host),
+            email=_text(item.get("Email")),
+            phone=_text(item.get("Phone")),
+            first_name=_text(item.get("FirstName")),
+            last_name=_text(item.get("LastName")),
+            lang_code=_text(item.get("LangCode")),
+            contact_id=contact if isinstance(contact, int) and not isinstance(contact, bool)
+            else None,
+            survey_id=survey_id,
+            source=source,
+        )
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else str(value)
+
+
+def _canonical(text: str, host: str) -> str:
+    """canonical_timestamp with a fast path for the platform's usual "…Z" form."""
+    match = _CANONICAL.match(text)
+    if match:
+        return f"{text[:19]}.{(match.group(1) or '').ljust(7, '0')}Z"
+    try:
+        return canonical_timestamp(text)
+    except ValueError:
+        raise MalformedResponseError(
+            f"CheckMarket ({host}) sent a DateOptOut that is not a date.") from None
+
+
+def _json_or_none(response: httpx.Response) -> Any:
+    kind = response.headers.get("content-type", "")
+    if "json" not in kind.lower():
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        return None
