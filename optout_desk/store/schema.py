@@ -61,4 +61,55 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX runs_by_kind ON runs (kind, id);
     """,
+    # 3: the submission journal (store/journal.py): plans, their batches and every identifier
+    """
+    CREATE TABLE plans (
+        id          INTEGER PRIMARY KEY,
+        hash        TEXT NOT NULL,             -- SHA-256 of destination + every batch payload
+        connection  TEXT NOT NULL,
+        created_at  TEXT NOT NULL,
+        updated_at  TEXT NOT NULL,
+        status      TEXT NOT NULL,             -- pending|running|completed|failed|discarded
+        plan_json   TEXT NOT NULL,             -- destination, batch size, counts, left-out list
+        total       INTEGER NOT NULL,          -- identifiers to send
+        batch_count INTEGER NOT NULL,
+        runner_pid  INTEGER,                   -- the process sending it while status = running
+        message     TEXT NOT NULL DEFAULT ''   -- why it stopped (failed) or how it ended
+    );
+    CREATE INDEX plans_by_status ON plans (status, connection);
+
+    CREATE TABLE batches (
+        plan_id     INTEGER NOT NULL REFERENCES plans(id) ON DELETE CASCADE,
+        seq         INTEGER NOT NULL,
+        payload_json TEXT NOT NULL,            -- the exact POST body
+        size        INTEGER NOT NULL,
+        state       TEXT NOT NULL DEFAULT 'pending',  -- pending|sent|acknowledged|failed
+        http_status INTEGER,
+        body_status INTEGER,
+        message     TEXT NOT NULL DEFAULT '',  -- the platform's message or the error text
+        attempts    INTEGER NOT NULL DEFAULT 0,       -- HTTP attempts, transient retries included
+        sent_count  INTEGER NOT NULL DEFAULT 0,       -- how many times the batch was sent
+        resent_after_interruption INTEGER NOT NULL DEFAULT 0,
+        sent_at     TEXT,
+        finished_at TEXT,
+        PRIMARY KEY (plan_id, seq)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE items (
+        plan_id     INTEGER NOT NULL REFERENCES plans(id) ON DELETE CASCADE,
+        position    INTEGER NOT NULL,          -- order in the plan's input
+        seq         INTEGER,                   -- its batch; NULL when left out
+        kind        TEXT NOT NULL,
+        value       TEXT NOT NULL,             -- as sent (or the original text when left out)
+        key         TEXT,
+        original    TEXT NOT NULL,
+        source_file TEXT,
+        row_number  INTEGER,
+        outcome     TEXT,                      -- left-out reason; NULL = the batch's state says
+        message     TEXT NOT NULL DEFAULT '',
+        confirmed   INTEGER,                   -- NULL not verified, 1 seen on the platform, 0 not yet
+        PRIMARY KEY (plan_id, position)
+    ) WITHOUT ROWID;
+    CREATE INDEX items_by_batch ON items (plan_id, seq);
+    """,
 ]
