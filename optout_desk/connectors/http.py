@@ -35,7 +35,8 @@ from tenacity import (
     Retrying,
     retry_if_exception,
     stop_after_attempt,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 
 from optout_desk.connectors.errors import (
@@ -264,9 +265,10 @@ class HttpSession:
         """(interpret(response), attempts). Raises the last typed error when retries run out,
         Cancelled when cancelled (also while waiting to retry)."""
         policy = self.policy
-        backoff = wait_exponential_jitter(initial=policy.backoff_initial_s,
-                                          max=policy.backoff_max_s,
-                                          jitter=policy.backoff_initial_s)
+        # Exponential from backoff_initial_s, capped, plus up to one initial step of jitter.
+        backoff = (wait_exponential(multiplier=policy.backoff_initial_s,
+                                    max=policy.backoff_max_s)
+                   + wait_random(0, policy.backoff_initial_s))
 
         def wait(state: RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None

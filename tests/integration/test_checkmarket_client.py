@@ -1,0 +1,373 @@
+"""The CheckMarket connector against the sandbox over real HTTP on 127.0.0.1: paging,
+filters, fallbacks, retries, throttling, typed errors, cancel and submit."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from optout_desk.connectors.checkmarket import (
+    CheckMarketClient,
+    CheckMarketSettings,
+    SubmitResponse,
+)
+from optout_desk.connectors.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    MalformedResponseError,
+    MissingRoleError,
+    NetworkError,
+    PlatformError,
+    RejectedRequestError,
+    ThrottledError,
+)
+from optout_desk.connectors.registry import SYSTEMS, base_url_for, open_client
+from optout_desk.core.errors import BadInputError, Cancelled
+from optout_desk.core.progress import CancelToken, Progress
+from optout_desk.core.records import OptOutRecord, canonical_timestamp
+from optout_desk.sandbox.server import Sandbox
+from tests.fixtures.sandbox import SandboxFactory
+
+OPTOUTS = "3/contacts/optouts"
+ClientFor = Callable[..., CheckMarketClient]
+
+
+@pytest.fixture
+def client_for() -> Iterator[ClientFor]:
+    """Clients with fast retry settings, closed at teardown."""
+    opened: list[CheckMarketClient] = []
+
+    def make(box: Sandbox, master_key: str | None = None, key: str | None = None,
+             **settings: Any) -> CheckMarketClient:
+        values = {"timeout_s": 5, "max_retries": 3, **settings}
+        client = CheckMarketClient(
+            CheckMarketSettings.from_mapping(box.base_url, values),
+            master_key if master_key is not None else box.master_key,
+            key if key is not None else box.key,
+        )
+        # Keep backoff short in tests; the policy's defaults are for real platforms.
+        client._session.policy = type(client._session.policy)(
+            **{**client._session.policy.__dict__, "backoff_initial_s": 0.01,
+               "backoff_max_s": 0.05})
+        opened.append(client)
+        return client
+
+    yield make
+    for client in opened:
+        client.close()
+
+
+def expected(box: Sandbox, survey_id: int | None = None) -> list[tuple[Any, ...]]:
+    return [(canonical_timestamp(r["DateOptOut"]), r["Email"] or "", r["Phone"] or "",
+             r["FirstName"], r["LastName"], r["LangCode"], r["ContactId"], survey_id)
+            for r in box.state.optouts(survey_id)]
+
+
+def rows(records: list[OptOutRecord]) -> list[tuple[Any, ...]]:
+    return [r.as_row()[:8] for r in records]
+
+
+def test_fetches_everything_with_content_equal_to_the_platform(
+    sandbox_factory: SandboxFactory, client_for: ClientFor
+) -> None:
+    box = sandbox_factory(records=2600, seed=3)
+    reports: list[Progress] = []
+    records = client_for(box, page_size=500, concurrency=3).list_optouts(progress=reports.append)
+    assert rows(records) == expected(box)
+    assert all(r.source.startswith("CheckMarket") for r in records)
+    assert reports[-1] == Progress(done=6, total=6, unit="pages", records=2600)
+    assert [p.done for p in reports] == list(range(1, 7))
+    gets = box.state.requests_to(OPTOUTS)
+    assert len(gets) == 6 and all("%24top=500" in e.query or "$top=500" in e.query for e in gets)
+
+
+def test_small_list_with_check(sandbox: Sandbox, client_for: ClientFor) -> None:
+    client = client_for(sandbox)
+    assert client.check() == 250
+    assert rows(client.list_optouts()) == expected(sandbox)
+    assert "sbx-" not in repr(client) and sandbox.key not in repr(client)
+
+
+def test_survey_scoped_list(sandbox: Sandbox, client_for: ClientFor) -> None:
+    survey = sandbox.state.survey_ids[1]
+    records = client_for(sandbox, page_size=25).list_optouts(survey_id=survey)
+    assert rows(records) == expected(sandbox, survey)
+    assert 0 < len(records) < 250 and {r.survey_id for r in records} == {survey}
+
+
+def test_since_filter_is_sent_and_applied(sandbox: Sandbox, client_for: ClientFor) -> None:
+    since = canonical_timestamp(sandbox.state.optouts()[200]["DateOptOut"])
+    records = client_for(sandbox).list_optouts(since=since)
+    assert [r.date_opt_out for r in records] == [
+        d for d, *_ in expected(sandbox) if d[:19] >= since[:19]]
+    query = sandbox.state.requests_to(OPTOUTS)[-1].query
+    assert "filter=DateOptOut" in query and "ge" in query
+
+
+def test_bad_since_is_bad_input(sandbox: Sandbox, client_for: ClientFor) -> None:
+    with pytest.raises(BadInputError):
+        client_for(sandbox).list_optouts(since="last tuesday")
+
+
+def test_page_size_falls_back_when_refused(
+    sandbox_factory: SandboxFactory, client_for: ClientFor
+) -> None:
+    box = sandbox_factory(records=450, max_page_size=100)
+    client = client_for(box, page_size=1000)
+    assert rows(client.list_optouts()) == expected(box)
+    tops = [e.query.split("top=")[1].split("&")[0] for e in box.state.requests_to(OPTOUTS)]
+    assert tops[:3] == ["1000", "500", "100"] and set(tops[2:]) == {"100"}
+    assert [e.status for e in box.state.requests_to(OPTOUTS)][:3] == [400, 400, 200]
+    # The accepted size is remembered: the next fetch does not probe again.
+    before = len(box.state.request_log)
+    client.list_optouts()
+    assert len(box.state.request_log) - before == 5
+
+
+def test_next_link_on_another_host_is_rebased(
+    sandbox_factory: SandboxFactory, client_for: ClientFor
+) -> None:
+    box = sandbox_factory(records=120, next_link_base="http://localhost:{port}/")
+    # concurrency 1 with no total would follow links; force link-following by a tiny page.
+    client = client_for(box, page_size=25, concurrency=1)
+    client._first_page = _without_total(client._first_page)  # type: ignore[method-assign]
+    assert rows(client.list_optouts()) == expected(box)
+    hosts = {e.host for e in box.state.request_log}
+    assert hosts == {f"127.0.0.1:{box.port}"}  # never the alias "localhost"
+    assert len(box.state.request_log) == 5
+
+
+def _without_total(first_page: Callable[..., Any]) -> Callable[..., Any]:
+    """Make the first page look like a platform that sends no TotalRowCount."""
+
+    def wrapped(*args: Any) -> Any:
+        page, size = first_page(*args)
+        page.total = None
+        return page, size
+
+    return wrapped
+
+
+def test_throttling_waits_for_the_body_retry_after(
+    sandbox: Sandbox, client_for: ClientFor
+) -> None:
+    sandbox.state.inject_faults("429", 1, OPTOUTS, retry_after_s=0.4)
+    assert client_for(sandbox).check() == 250
+    log = sandbox.state.requests_to(OPTOUTS)
+    assert [e.status for e in log] == [429, 200]
+    assert 0.38 <= log[1].at - log[0].at < 0.9
+
+
+def test_throttling_slows_all_page_workers(
+    sandbox_factory: SandboxFactory, client_for: ClientFor
+) -> None:
+    box = sandbox_factory(records=1000, throttle_per_minute=6, throttle_window_s=0.5)
+    records = client_for(box, page_size=100, concurrency=4, max_retries=8).list_optouts()
+    assert len(records) == 1000
+    statuses = [e.status for e in box.state.requests_to(OPTOUTS)]
+    assert 429 in statuses and statuses.count(200) == 10
+
+
+def test_throttled_beyond_retries_is_a_typed_error(
+    sandbox: Sandbox, client_for: ClientFor
+) -> None:
+    sandbox.state.inject_faults("429", 10, OPTOUTS, retry_after_s=0.05)
+    with pytest.raises(ThrottledError) as caught:
+        client_for(sandbox, max_retries=2).check()
+    assert caught.value.retry_after == pytest.approx(0.05)
+    assert len(sandbox.state.requests_to(OPTOUTS)) == 3
+
+
+def test_a_retry_after_longer_than_allowed_is_not_slept(
+    sandbox: Sandbox, client_for: ClientFor
+) -> None:
+    sandbox.state.inject_faults("429", 1, OPTOUTS, retry_after_s=120)
+    started = time.monotonic()
+    with pytest.raises(ThrottledError) as caught:
+        client_for(sandbox, max_retry_wait_s=5).check()
+    assert time.monotonic() - started < 2
+    assert caught.value.retry_after == 120
+    assert "120 s" in caught.value.message
+
+
+@pytest.mark.parametrize("kind", ["500", "503", "drop"])
+def test_transient_failures_are_retried(sandbox: Sandbox, client_for: ClientFor,
+                                        kind: str) -> None:
+    sandbox.state.inject_faults(kind, 2, OPTOUTS)
+    assert rows(client_for(sandbox, page_size=100).list_optouts()) == expected(sandbox)
+    assert len(sandbox.state.requests_to(OPTOUTS)) == 3 + 2
+
+
+@pytest.mark.parametrize(("kind", "error"), [("500", PlatformError), ("drop", NetworkError)])
+def test_retries_are_capped(sandbox: Sandbox, client_for: ClientFor, kind: str,
+                            error: type[Exception]) -> None:
+    sandbox.state.inject_faults(kind, 50, OPTOUTS)
+    with pytest.raises(error) as caught:
+        client_for(sandbox, max_retries=2).list_optouts()
+    assert len(sandbox.state.requests_to(OPTOUTS)) == 3
+    assert "127.0.0.1" in str(caught.value)
+
+
+def test_wrong_keys_name_the_problem_and_never_the_keys(
+    sandbox: Sandbox, client_for: ClientFor
+) -> None:
+    with pytest.raises(AuthenticationError) as caught:
+        client_for(sandbox, master_key="secret-master-123", key="secret-key-456").check()
+    message = caught.value.message
+    assert "refused the keys" in message and "master key" in message
+    assert f"127.0.0.1:{sandbox.port}" in message
+    assert "secret-master-123" not in str(caught.value) and "secret-key-456" not in message
+    assert "secret" not in repr(caught.value)
+    assert len(sandbox.state.requests_to(OPTOUTS)) == 1  # 401 is not retried
+
+
+def test_missing_roles_name_the_role(sandbox: Sandbox, client_for: ClientFor) -> None:
+    sandbox.state.add_key("m-reader", "k-reader", {"contacts:read"})
+    sandbox.state.add_key("m-writer", "k-writer", {"contacts:write"})
+    with pytest.raises(MissingRoleError) as read:
+        client_for(sandbox, "m-writer", "k-writer").list_optouts()
+    assert read.value.role == "Contacts (read)" and "Contacts (read)" in read.value.message
+    with pytest.raises(MissingRoleError) as write:
+        client_for(sandbox, "m-reader", "k-reader").submit_optouts(["a@example.com"], [])
+    assert write.value.role == "Contacts (write)"
+    for exc in (read.value, write.value):
+        assert "k-reader" not in exc.message and "k-writer" not in exc.message
+
+
+def test_malformed_json_under_200_is_a_malformed_response(
+    sandbox: Sandbox, client_for: ClientFor
+) -> None:
+    sandbox.state.inject_faults("malformed", 1, OPTOUTS)
+    with pytest.raises(MalformedResponseError, match="not its JSON envelope"):
+        client_for(sandbox).list_optouts()
+    assert len(sandbox.state.requests_to(OPTOUTS)) == 1
+
+
+def test_body_status_error_under_200_is_a_platform_error(
+    sandbox: Sandbox, client_for: ClientFor
+) -> None:
+    sandbox.state.inject_faults("body-status", 1, OPTOUTS)
+    with pytest.raises(PlatformError) as caught:
+        client_for(sandbox).check()
+    assert (caught.value.http_status, caught.value.body_status) == (200, 500)
+    assert "An unexpected error occurred" in caught.value.message
+
+
+def test_unknown_survey_is_a_rejected_request(sandbox: Sandbox, client_for: ClientFor) -> None:
+    with pytest.raises(RejectedRequestError) as caught:
+        client_for(sandbox).list_optouts(survey_id=1)
+    assert caught.value.http_status == 404 and "Survey 1" in caught.value.message
+
+
+def test_cancel_mid_fetch_raises_cancelled(
+    sandbox_factory: SandboxFactory, client_for: ClientFor
+) -> None:
+    box = sandbox_factory(records=3000, latency_ms=30)
+    token = CancelToken()
+
+    def progress(p: Progress) -> None:
+        if p.done >= 2:
+            token.cancel()
+
+    started = time.monotonic()
+    with pytest.raises(Cancelled):
+        client_for(box, page_size=100, concurrency=2).list_optouts(
+            progress=progress, cancel=token)
+    assert time.monotonic() - started < 1.5
+    time.sleep(0.1)  # pages already in flight may finish; nothing more is asked for
+    assert len(box.state.requests_to(OPTOUTS)) < 10
+
+
+def test_cancel_while_waiting_to_retry(sandbox: Sandbox, client_for: ClientFor) -> None:
+    sandbox.state.inject_faults("429", 1, OPTOUTS, retry_after_s=30)
+    token = CancelToken()
+    import threading
+
+    threading.Timer(0.2, token.cancel).start()
+    started = time.monotonic()
+    with pytest.raises(Cancelled):
+        client_for(sandbox, max_retry_wait_s=60).list_optouts(cancel=token)
+    assert time.monotonic() - started < 2
+
+
+def test_submit_sends_one_post_and_is_idempotent(sandbox: Sandbox, client_for: ClientFor) -> None:
+    client = client_for(sandbox)
+    emails, phones = ["new.one@example.com", "New.Two@Example.com"], ["+32 470 99 88 77"]
+    first = client.submit_optouts(emails, phones)
+    assert first == SubmitResponse(200, 200, first.message, 1)
+    assert "2 email address(es) and 1 phone number(s)" in first.message
+    again = client.submit_optouts(emails, phones)
+    assert again.http_status == 200
+    assert sandbox.state.submitted == [
+        {"EmailAddresses": emails, "PhoneNumbers": phones}] * 2
+    assert len(sandbox.state.optouts()) == 253
+    fetched = client.list_optouts(since=canonical_timestamp(sandbox.state.optouts()[-3][
+        "DateOptOut"]))
+    assert {r.email for r in fetched} >= {"new.one@example.com", "New.Two@Example.com"}
+
+
+def test_submit_retries_transient_failures_and_counts_attempts(
+    sandbox: Sandbox, client_for: ClientFor
+) -> None:
+    sandbox.state.inject_faults("503", 1, OPTOUTS)
+    result = client_for(sandbox).submit_optouts(["x@example.com"], [])
+    assert result.attempts == 2 and result.http_status == 200
+    assert len(sandbox.state.submitted) == 1
+
+
+def test_submit_does_not_rely_on_the_response_body(
+    sandbox: Sandbox, client_for: ClientFor
+) -> None:
+    sandbox.state.inject_faults("malformed", 1, OPTOUTS)
+    result = client_for(sandbox).submit_optouts(["y@example.com"], [])
+    assert result.http_status == 200 and result.body_status is None
+    assert "re-fetch" in result.message
+
+
+def test_submit_nothing_is_refused_without_a_request(
+    sandbox: Sandbox, client_for: ClientFor
+) -> None:
+    with pytest.raises(BadInputError):
+        client_for(sandbox).submit_optouts([], [])
+    assert sandbox.state.request_log == []
+
+
+def test_unreachable_platform_is_a_network_error(client_for: ClientFor) -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    box = Sandbox()
+    box.base_url = f"http://127.0.0.1:{port}/"
+    with pytest.raises(NetworkError, match="Could not reach CheckMarket"):
+        client_for(box, max_retries=1).check()
+
+
+def test_settings_and_registry() -> None:
+    info = SYSTEMS["checkmarket"]
+    assert info.secret_fields == ("MASTER_KEY", "KEY")
+    assert info.secret_labels == ("Master key", "Key") and "custom" in info.regions
+    assert base_url_for("checkmarket", "eu", None) == "https://api-eu.agileresearch.medallia.com/"
+    assert base_url_for("checkmarket", "custom", "http://localhost:8000") == "http://localhost:8000/"
+    with pytest.raises(ConfigurationError):
+        base_url_for("checkmarket", "custom", "http://example.com/")
+    with pytest.raises(ConfigurationError):
+        base_url_for("checkmarket", "mars", None)
+    with pytest.raises(ConfigurationError):
+        CheckMarketSettings.from_mapping("https://x/", {"page_size": "lots"})
+    with pytest.raises(ConfigurationError):
+        CheckMarketSettings.from_mapping("https://x/", {"concurrency": 0})
+    assert CheckMarketSettings.from_mapping("https://x/", {"page_size": "100", "other": 1}
+                                            ).page_size == 100
+    with pytest.raises(ConfigurationError, match="Master key"):
+        open_client("checkmarket", "https://x/", {"KEY": "k"}, {})
+
+
+def test_open_client_works_against_the_sandbox(sandbox: Sandbox) -> None:
+    with open_client("checkmarket", sandbox.base_url,
+                     {"MASTER_KEY": sandbox.master_key, "KEY": sandbox.key}, {}) as client:
+        assert client.check() == 250
