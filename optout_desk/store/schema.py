@@ -32,14 +32,17 @@ MIGRATIONS: list[str] = [
         contact_id    INTEGER,
         survey_id     INTEGER,
         source        TEXT NOT NULL DEFAULT '',
+        generation    INTEGER NOT NULL DEFAULT 0,  -- the full sync that last saw it (sync_state)
         PRIMARY KEY (connection_id, scope, record_key)
     ) WITHOUT ROWID;
 
     CREATE TABLE sync_state (
         connection_id  INTEGER NOT NULL REFERENCES connections(id) ON DELETE CASCADE,
         scope          TEXT NOT NULL DEFAULT '',
-        watermark      TEXT,          -- newest DateOptOut seen, as the platform wrote it
+        watermark      TEXT,          -- newest DateOptOut seen (canonical_timestamp form)
         last_synced_at TEXT,          -- when the last complete fetch finished (UTC ISO-8601)
+        record_count   INTEGER NOT NULL DEFAULT 0,  -- rows of this scope in optouts (no COUNT(*))
+        generation     INTEGER NOT NULL DEFAULT 0,  -- bumped by each full sync; older rows go
         PRIMARY KEY (connection_id, scope)
     );
     """,
