@@ -35,4 +35,5 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
 pytest_plugins = [
     "tests.fixtures.sandbox",
     "tests.fixtures.keyring",
+    "tests.fixtures.gui",
 ]

@@ -1,7 +1,122 @@
-"""The desktop app's entry point (built by the desktop-app work)."""
+"""The desktop app's entry point: `run_app(demo, crash_dialog)`, called by cli.main.
+
+Start-up is kept under a second from source: only Qt and the window are imported here; pages
+import what they need (numpy, pyqtgraph, httpx…) when first shown, and demo mode starts its
+sandbox in a worker thread after the window is up. The app uses Qt's default style, so it looks
+native and follows the system's light/dark scheme (Qt 6.5+ platform themes do that by itself).
+"""
 
 from __future__ import annotations
 
+import logging
+import sys
+from typing import Any
+
+from PySide6.QtCore import QTimer
+from PySide6.QtGui import QIcon
+from PySide6.QtWidgets import QApplication
+
+from optout_desk import __version__
+from optout_desk.ui.errors import CrashHandler
+from optout_desk.ui.main_window import AppContext, MainWindow
+
+log = logging.getLogger(__name__)
+
+APP_NAME = "Opt-out Desk"
+
+
+def app_icon() -> QIcon:
+    try:
+        from optout_desk.resources import app_icon_png
+
+        return QIcon(str(app_icon_png(256)))
+    except (ImportError, FileNotFoundError):
+        return QIcon()
+
+
+def ensure_application() -> QApplication:
+    app = QApplication.instance()
+    if not isinstance(app, QApplication):
+        app = QApplication(sys.argv[:1])
+    app.setApplicationName(APP_NAME)
+    app.setApplicationDisplayName(APP_NAME)
+    app.setOrganizationName("Opt-out Desk")
+    app.setApplicationVersion(__version__)
+    app.setDesktopFileName("optout-desk")
+    icon = app_icon()
+    if not icon.isNull():
+        app.setWindowIcon(icon)
+    return app
+
+
+class DemoController:
+    """Starts the demo sandboxes in a task after the window shows; stops them on quit."""
+
+    def __init__(self, window: MainWindow) -> None:
+        self.window = window
+        self.started: Any = None
+        self.task: Any = None
+
+    def start(self) -> None:
+        from optout_desk.ui import demo
+        from optout_desk.ui.tasks import run_task
+
+        self.window.notify("Starting the demo sandbox…", "info")
+        self.task = run_task(self.window, demo.start_demo, on_success=self._started,
+                             on_failure=self._failed, name="demo sandbox")
+
+    def _started(self, started: Any) -> None:
+        self.started = started
+        self.window.context.sandbox = started.sandboxes[0] if started.sandboxes else None
+        self.window.context.demo_connections = list(started.connections)
+        self.window.notify(
+            "Demo data is ready: the connections " + ", ".join(started.connections)
+            + " talk to the built-in sandbox. Press F5 on the Opt-outs page to fetch.",
+            "success",
+        )
+        self.window.connectionsChanged.emit()
+
+    def _failed(self, exc: BaseException) -> None:
+        self.window.show_error(exc, "The demo sandbox could not start")
+
+    def stop(self) -> None:
+        from optout_desk.ui import demo
+
+        demo.stop_demo(self.started)
+        self.started = None
+
+
+def build_window(demo: bool) -> tuple[MainWindow, DemoController | None]:
+    """The main window for this run (also used by tests and the screenshot script)."""
+    context = AppContext(demo=demo)
+    if demo:
+        from optout_desk.ui import demo as demo_mode
+
+        if not demo_mode.user_named_data_dir():
+            context.temporary_data_dir = demo_mode.use_temporary_data_dir()
+    window = MainWindow(context)
+    controller = DemoController(window) if demo else None
+    return window, controller
+
 
 def run_app(demo: bool, crash_dialog: bool) -> int:
-    raise SystemExit("The desktop app is not built yet.")
+    app = ensure_application()
+    crash_handler = CrashHandler(show_dialog=crash_dialog).install()
+    window, controller = build_window(demo)
+    window.restore_last_page()
+    window.show()
+    if controller is not None:
+        QTimer.singleShot(0, controller.start)
+    log.info("app started (demo=%s)", demo)
+    try:
+        code = app.exec()
+    finally:
+        if controller is not None:
+            controller.stop()
+        if window.context.temporary_data_dir is not None:
+            from optout_desk.ui import demo as demo_mode
+
+            demo_mode.remove_temporary_data_dir(window.context.temporary_data_dir)
+        crash_handler.uninstall()
+    log.info("app quit (code %s)", code)
+    return int(code)
