@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 COMMAND_MODULES: tuple[str, ...] = (
     "fetch",
     "sandbox",
+    "submit",
+    "history",
 )
 
 

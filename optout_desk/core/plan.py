@@ -290,3 +290,22 @@ def restore_plan(
     items = [item for batch in frozen for item in batch.items]
     return Plan(destination, batch_size, frozen, tuple(left_out), expected_hash,
                 dict(Counter(str(item.kind) for item in items)))
+
+
+def inputs_from_lines(
+    lines: Iterable[str], *, region: str, source_file: str | None = None
+) -> list[PlanInput]:
+    """Pasted text or a plain text file, one identifier per line: a line with '@' is an email,
+    anything else a phone number in `region`. Blank lines are skipped; a file's line numbers
+    are kept as row numbers for the receipt."""
+    from optout_desk.core.identifiers import normalise_email, phone_normaliser
+
+    phone = phone_normaliser(region.upper())
+    inputs: list[PlanInput] = []
+    for number, line in enumerate(lines, start=1):
+        text = line.strip()
+        if not text:
+            continue
+        ident = normalise_email(text) if "@" in text else phone(text)
+        inputs.append(PlanInput(ident, source_file, number if source_file else None))
+    return inputs

@@ -120,10 +120,16 @@ def utc_now() -> str:
 # -- writing ---------------------------------------------------------------------------------
 
 
-def save_plan(conn: sqlite3.Connection, plan: Plan) -> int:
-    """Write the whole plan (status pending) in one transaction and return its id."""
+def save_plan(
+    conn: sqlite3.Connection, plan: Plan, *, source_file: str | None = None,
+    source_sha256: str | None = None,
+) -> int:
+    """Write the whole plan (status pending) in one transaction and return its id. The source
+    file (name and SHA-256) goes into the run history when the plan is sent."""
     now = utc_now()
     meta = {
+        "source_file": source_file,
+        "source_sha256": source_sha256,
         "destination": plan.destination.as_dict(),
         "batch_size": plan.batch_size,
         "counts": plan.counts,
@@ -354,6 +360,15 @@ def batches(conn: sqlite3.Connection, plan_id: int,
 def unacknowledged_batches(conn: sqlite3.Connection, plan_id: int) -> list[JournalBatch]:
     """What a resume sends: every batch without an acknowledgement, in order."""
     return batches(conn, plan_id, (BATCH_PENDING, BATCH_SENT, BATCH_FAILED))
+
+
+def plan_meta(conn: sqlite3.Connection, plan_id: int) -> dict[str, Any]:
+    """The plan's stored description: destination, batch size, counts, source, left out."""
+    row = conn.execute("SELECT plan_json FROM plans WHERE id = ?", (plan_id,)).fetchone()
+    if row is None:
+        raise JournalError(f"There is no submission plan {plan_id}.")
+    meta: dict[str, Any] = json.loads(row[0])
+    return meta
 
 
 def _destination(meta: dict[str, Any]) -> Destination:
