@@ -1,0 +1,286 @@
+"""Reading the operator's spreadsheet into a table: xlsx/xlsm/xls/ods and csv/tsv/txt.
+
+The format is judged by the bytes, not the name (a CSV named .xlsx is read as CSV and says so);
+bad files are refused with one sentence (BadInputError) before any parser can hang or blow up.
+The header row is found by looking (title rows and blank rows above it are skipped), and values
+stay as the operator saw them: numbers stay numbers so Excel damage to phone numbers can be
+detected and explained later by core.identifiers.
+
+Guarantees of an ImportedTable: every row has exactly len(headers) cells; an empty cell is None;
+rows that are entirely empty are left out (their numbers are skipped in `row_numbers`); column i
+is the spreadsheet's column letter `column_letter(i)` for workbooks (a CSV's first field is "A").
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from optout_desk.core.errors import BadInputError
+from optout_desk.core.progress import NEVER_CANCELLED, CancelToken, Progress, ProgressCallback
+from optout_desk.core.progress import no_progress as _no_progress
+
+from . import _excel
+from ._csv import read_text_table
+from ._sniff import EXCEL_EXTENSIONS, FileKind, check_readable, sniff_kind
+
+no_progress = _no_progress
+
+CellValue = (
+    str | int | float | bool | datetime.datetime | datetime.date | datetime.time
+    | datetime.timedelta | None
+)
+
+# The header is looked for among the first rows only: a title block is never this long.
+_HEADER_SEARCH_ROWS = 50
+_LOOKS_LIKE_PHONE = re.compile(r"[+(]?\d[\d\s().\-/]{5,}")
+
+
+@dataclass
+class ImportedTable:
+    source: Path
+    sha256: str
+    sheet: str | None  # None for a text file
+    sheet_names: list[str]
+    header_row_number: int  # as the spreadsheet shows it (1-based); 0 when the file has none
+    headers: list[str]
+    rows: list[list[CellValue]]  # data rows; numbers stay numbers
+    row_numbers: list[int]  # the spreadsheet row number of each data row
+    file_format: str = ""  # "xlsx", "xls", "ods", "csv"
+    encoding: str | None = None  # text files only
+    delimiter: str | None = None  # text files only
+    notes: list[str] = field(default_factory=list)  # things the operator should know
+
+    @property
+    def column_count(self) -> int:
+        return len(self.headers)
+
+    def column_label(self, index: int) -> str:
+        """"B (E-mail)": the column as a person finds it in the spreadsheet."""
+        header = self.headers[index]
+        letter = column_letter(index)
+        return f"{letter} ({header})" if header and header != letter else letter
+
+    def column(self, index: int) -> list[CellValue]:
+        return [row[index] for row in self.rows]
+
+
+def column_letter(index: int) -> str:
+    """0 -> "A", 25 -> "Z", 26 -> "AA"."""
+    letters = ""
+    index += 1
+    while index:
+        index, remainder = divmod(index - 1, 26)
+        letters = chr(65 + remainder) + letters
+    return letters
+
+
+def list_sheets(path: Path) -> list[str]:
+    """The readable sheets of a workbook in workbook order; [] for a text file."""
+    path = Path(path)
+    check_readable(path)
+    kind = sniff_kind(path)
+    if kind is FileKind.TEXT:
+        return []
+    workbook = _excel.open_workbook(path, kind)
+    try:
+        return [info.name for info in _excel.sheet_infos(workbook) if info.readable]
+    finally:
+        workbook.close()
+
+
+def read_table(
+    path: Path,
+    *,
+    sheet: str | None = None,
+    progress: ProgressCallback = no_progress,
+    cancel: CancelToken = NEVER_CANCELLED,
+) -> ImportedTable:
+    """Read one sheet (default: the first visible non-empty one) or a text file."""
+    path = Path(path)
+    check_readable(path)
+    kind = sniff_kind(path)
+    cancel.raise_if_cancelled()
+    progress(Progress(0, None, "rows", f"Reading {path.name}…"))
+    notes: list[str] = []
+    extension = path.suffix.lower()
+    if kind is FileKind.TEXT:
+        if extension in EXCEL_EXTENSIONS:
+            notes.append(f"'{path.name}' is really a text (CSV) file; it was read as one.")
+        if sheet is not None:
+            raise BadInputError(
+                f"'{path.name}' is a text file and has no sheets; leave out the sheet name."
+            )
+        text = read_text_table(path)
+        raw: list[list[Any]] = text.rows
+        sheet_name, file_format = None, "csv"
+        sheet_names: list[str] = []
+        encoding, delimiter = text.encoding, text.delimiter
+    else:
+        if extension not in EXCEL_EXTENSIONS:
+            notes.append(f"'{path.name}' is really a {kind.value} workbook; it was read as one.")
+        raw, sheet_name, sheet_names = _read_workbook(path, kind, sheet, cancel)
+        file_format, encoding, delimiter = kind.value, None, None
+    cancel.raise_if_cancelled()
+    table = _build_table(path, raw, sheet_name, file_format)
+    table.sheet_names = sheet_names
+    table.encoding, table.delimiter = encoding, delimiter
+    table.notes = notes + table.notes
+    table.sha256 = _sha256(path)
+    progress(Progress(len(table.rows), len(table.rows), "rows", f"Read {len(table.rows)} rows"))
+    return table
+
+
+def _read_workbook(
+    path: Path, kind: FileKind, wanted: str | None, cancel: CancelToken
+) -> tuple[list[list[Any]], str, list[str]]:
+    workbook = _excel.open_workbook(path, kind)
+    try:
+        infos = [info for info in _excel.sheet_infos(workbook) if info.readable]
+        names = [info.name for info in infos]
+        if not infos:
+            raise BadInputError(f"'{path.name}' has no worksheet to read.")
+        if wanted is not None:
+            name = _pick_sheet(path, names, wanted)
+            rows = _excel.read_sheet(path, kind, workbook, name, cancel)
+            if not _has_values(rows):
+                raise BadInputError(
+                    f"Sheet '{name}' of '{path.name}' is empty; choose another sheet "
+                    f"({_quoted(names)})."
+                )
+            return rows, name, names
+        # Default: the first visible sheet with data; hidden sheets only if nothing else has any.
+        ordered = [info for info in infos if info.visible] + [
+            info for info in infos if not info.visible
+        ]
+        for info in ordered:
+            rows = _excel.read_sheet(path, kind, workbook, info.name, cancel)
+            if _has_values(rows):
+                return rows, info.name, names
+        raise BadInputError(f"Every sheet of '{path.name}' is empty; there is nothing to import.")
+    finally:
+        workbook.close()
+
+
+def _pick_sheet(path: Path, names: list[str], wanted: str) -> str:
+    if wanted in names:
+        return wanted
+    folded = [name for name in names if name.casefold() == wanted.strip().casefold()]
+    if len(folded) == 1:
+        return folded[0]
+    if wanted.strip().isdigit() and 1 <= int(wanted) <= len(names):
+        return names[int(wanted) - 1]
+    raise BadInputError(
+        f"'{path.name}' has no sheet named '{wanted}'; its sheets are {_quoted(names)}."
+    )
+
+
+def _quoted(names: list[str]) -> str:
+    return ", ".join(f"'{name}'" for name in names)
+
+
+def _has_values(rows: list[list[Any]]) -> bool:
+    return any(not _is_empty_row(row) for row in rows)
+
+
+def _is_empty_row(row: list[Any]) -> bool:
+    # count() runs in C; `any(row)` would wrongly call 0 and False empty.
+    return row.count("") + row.count(None) == len(row)
+
+
+def _build_table(
+    path: Path, raw: list[list[Any]], sheet: str | None, file_format: str
+) -> ImportedTable:
+    where = f"sheet '{sheet}' of '{path.name}'" if sheet else f"'{path.name}'"
+    width = max((len(row) for row in raw), default=0)
+    header_index = _find_header(raw)
+    if header_index is None and not _has_values(raw):
+        raise BadInputError(f"{where.capitalize()} is empty; there is nothing to import.")
+    notes: list[str] = []
+    if header_index is None:
+        headers = [column_letter(i) for i in range(width)]
+        start = 0
+        notes.append("No header row was found; columns are named by their letters.")
+    else:
+        headers = _header_texts(raw[header_index], width)
+        start = header_index + 1
+    rows: list[list[CellValue]] = []
+    row_numbers: list[int] = []
+    for index in range(start, len(raw)):
+        row = raw[index]
+        if _is_empty_row(row):
+            continue
+        if "" in row:
+            row = [None if value == "" else value for value in row]
+        if len(row) < width:
+            row.extend([None] * (width - len(row)))
+        rows.append(row)
+        row_numbers.append(index + 1)
+    if not rows:
+        raise BadInputError(
+            f"{where.capitalize()} has a header row but no data rows; there is nothing to import."
+        )
+    return ImportedTable(
+        source=path,
+        sha256="",
+        sheet=sheet,
+        sheet_names=[],
+        header_row_number=0 if header_index is None else header_index + 1,
+        headers=headers,
+        rows=rows,
+        row_numbers=row_numbers,
+        file_format=file_format,
+        notes=notes,
+    )
+
+
+def _header_texts(row: list[Any], width: int) -> list[str]:
+    headers = []
+    for index in range(width):
+        value = row[index] if index < len(row) else ""
+        text = "" if value is None else str(value).strip()
+        headers.append(text or column_letter(index))
+    return headers
+
+
+def _find_header(raw: list[list[Any]]) -> int | None:
+    """The index of the header row, or None when the first row already holds data.
+
+    The header is the last text-only row above the first row that looks like data (holds a
+    number, a date, an email or a phone-like text) and is at least half as wide as that data
+    row; title rows and notes above it are skipped. Without any data-looking row in reach, the
+    first row at least half as wide as the widest is taken."""
+    candidates: list[tuple[int, int]] = []  # (row index, non-empty cells) of text-only rows
+    for index, row in enumerate(raw[:_HEADER_SEARCH_ROWS]):
+        filled = [value for value in row if value is not None and value != ""]
+        if not filled:
+            continue
+        if any(_looks_like_data(value) for value in filled):
+            wanted = max(1, (len(filled) + 1) // 2)
+            fitting = [index for index, count in candidates if count >= wanted]
+            if fitting:
+                return fitting[-1]
+            return candidates[-1][0] if candidates else None
+        candidates.append((index, len(filled)))
+    if not candidates:
+        return None
+    widest = max(count for _, count in candidates)
+    return next(index for index, count in candidates if count * 2 >= widest)
+
+
+def _looks_like_data(value: object) -> bool:
+    if not isinstance(value, str):
+        return True  # numbers, dates, booleans are never header labels
+    return "@" in value or _LOOKS_LIKE_PHONE.fullmatch(value.strip()) is not None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
