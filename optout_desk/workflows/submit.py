@@ -20,7 +20,7 @@ import csv
 import logging
 import re
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from optout_desk import paths
+from optout_desk.connectors.checkmarket import CheckMarketClient
 from optout_desk.connectors.errors import (
     AuthenticationError,
     ConnectorError,
@@ -214,9 +215,13 @@ def execute_plan(
     cancel: CancelToken = NEVER_CANCELLED,
     verify: bool = True,
     receipt: Path | None = None,
+    open_client: Callable[[str], CheckMarketClient] | None = None,
 ) -> SubmitOutcome:
-    """Send the plan's unacknowledged batches, verify, write the receipt, record the run."""
-    from optout_desk.workflows.connections import open_connection_client
+    """Send the plan's unacknowledged batches, verify, write the receipt, record the run.
+
+    `open_client(connection)` makes the client (default: the connection's stored profile and
+    secrets); benches and tests pass their own.
+    """
 
     started = history.utc_now()
     db = connect()
@@ -232,7 +237,7 @@ def execute_plan(
         error = ""
         cancelled = False
         try:
-            _, client = open_connection_client(before.connection)
+            client = (open_client or _open_client)(before.connection)
         except DeskError as exc:
             journal.set_status(db, plan_id, journal.FAILED, exc.message)
             _record_run(db, plan_id, started, "failed", exc.message, None)
@@ -316,6 +321,12 @@ def execute_plan(
         )
     finally:
         db.close()
+
+
+def _open_client(connection: str) -> CheckMarketClient:
+    from optout_desk.workflows.connections import open_connection_client
+
+    return open_connection_client(connection)[1]
 
 
 def _submitted(db: sqlite3.Connection, plan_id: int) -> int:
