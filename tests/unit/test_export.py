@@ -1,0 +1,125 @@
+"""files/export.export_rows: formats by suffix, formula neutralisation, atomic writes."""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import json
+from pathlib import Path
+
+import openpyxl
+import pytest
+
+from optout_desk.core.errors import BadInputError, Cancelled
+from optout_desk.core.progress import CancelToken
+from optout_desk.files.export import FORMULA_TRIGGERS, export_rows, neutralise
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """An empty folder of its own (tmp_path also holds the isolated desk home)."""
+    path = tmp_path / "exports"
+    path.mkdir()
+    return path
+
+DANGEROUS = ["=1+1", "+32470123456", "-2+3", "@SUM(A1)", "\tx", "\rx", '=HYPERLINK("http://x")']
+
+
+def test_neutralise_prefixes_every_trigger_and_nothing_else() -> None:
+    for trigger in FORMULA_TRIGGERS:
+        assert neutralise(trigger + "x") == "'" + trigger + "x"
+    assert neutralise("alice@example.com") == "alice@example.com"
+    assert neutralise("") == ""
+    assert neutralise("a=b") == "a=b"
+
+
+def test_xlsx_cells_are_text_and_neutralised(tmp_path: Path) -> None:
+    path = tmp_path / "out.xlsx"
+    rows = [[value, 7, None, 2.5, True, datetime.date(2024, 1, 2)] for value in DANGEROUS]
+    written = export_rows(path, ["Value", "N", "Empty", "F", "B", "D"], rows)
+    assert written == len(DANGEROUS)
+    sheet = openpyxl.load_workbook(path).active
+    assert sheet is not None
+    assert sheet.freeze_panes == "A2"
+    assert [c.value for c in sheet[1]] == ["Value", "N", "Empty", "F", "B", "D"]
+    assert sheet["A1"].font.b
+    for index, value in enumerate(DANGEROUS, start=2):
+        cell = sheet.cell(index, 1)
+        assert cell.data_type == "s"
+        # xlsx stores a carriage return as the escape _x000D_, which openpyxl leaves as is.
+        assert cell.value == "'" + value.replace("\r", "_x000D_")
+        assert sheet.cell(index, 2).value == 7
+        assert sheet.cell(index, 3).value is None
+        assert sheet.cell(index, 4).value == 2.5
+        assert sheet.cell(index, 5).value is True
+        assert sheet.cell(index, 6).value == "2024-01-02"
+
+
+def test_csv_cells_are_neutralised(tmp_path: Path) -> None:
+    path = tmp_path / "out.csv"
+    export_rows(path, ["Value", "N"], [[value, -5] for value in DANGEROUS])
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == ["Value", "N"]
+    assert [row[0] for row in rows[1:]] == ["'" + value for value in DANGEROUS]
+    assert all(row[0].startswith("'") for row in rows[1:])
+    assert rows[1][1] == "-5"  # a real number stays a number
+
+
+def test_jsonl_keeps_values_for_programs(tmp_path: Path) -> None:
+    path = tmp_path / "out.jsonl"
+    assert export_rows(path, ["a", "b"], [["+3247", 1], [None, datetime.date(2024, 5, 1)]]) == 2
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert lines == [{"a": "+3247", "b": 1}, {"a": None, "b": "2024-05-01"}]
+
+
+def test_unknown_suffix_is_refused(folder: Path) -> None:
+    with pytest.raises(BadInputError, match=r"\.xlsx, \.csv or \.jsonl"):
+        export_rows(folder / "out.txt", ["a"], [["x"]])
+    assert list(folder.iterdir()) == []
+
+
+def test_missing_folder_is_one_sentence(tmp_path: Path) -> None:
+    with pytest.raises(BadInputError, match="does not exist"):
+        export_rows(tmp_path / "nope" / "out.csv", ["a"], [["x"]])
+
+
+@pytest.mark.parametrize("suffix", [".xlsx", ".csv", ".jsonl"])
+def test_failure_mid_write_keeps_previous_file(folder: Path, suffix: str) -> None:
+    path = folder / f"out{suffix}"
+    export_rows(path, ["a"], [["old"]])
+    before = path.read_bytes()
+
+    def rows() -> object:
+        for index in range(50_000):
+            if index == 30_000:
+                raise OSError("disk full")
+            yield [f"row {index}"]
+
+    with pytest.raises(OSError, match="disk full"):
+        export_rows(path, ["a"], rows())  # type: ignore[arg-type]
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in folder.iterdir()) == [path.name]
+
+
+def test_cancel_mid_write_leaves_no_file(folder: Path) -> None:
+    path = folder / "out.xlsx"
+    token = CancelToken()
+
+    def rows() -> object:
+        for index in range(50_000):
+            if index == 15_000:
+                token.cancel()
+            yield [index]
+
+    with pytest.raises(Cancelled):
+        export_rows(path, ["a"], rows(), cancel=token)  # type: ignore[arg-type]
+    assert list(folder.iterdir()) == []
+
+
+def test_progress_is_reported(tmp_path: Path) -> None:
+    seen: list[int] = []
+    export_rows(tmp_path / "o.csv", ["a"], ([i] for i in range(25_000)),
+                progress=lambda p: seen.append(p.done))
+    assert seen[-1] == 25_000
+    assert 10_000 in seen
