@@ -16,7 +16,6 @@ was `sent` when the process died is sent again (the only repeat) and counted.
 
 from __future__ import annotations
 
-import csv
 import logging
 import re
 import sqlite3
@@ -509,40 +508,12 @@ def _write_receipt_safely(db: sqlite3.Connection, plan_id: int,
 
 
 def _write_table(path: Path, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:
-    """Through files/export.export_rows (atomic, formula-neutralised) when it is available."""
+    """Through files/export.export_rows: atomic and formula-neutralised."""
+    from optout_desk.files.export import export_rows
+
     if path.suffix.lower() not in (".csv", ".xlsx"):
         raise BadInputError(f"Cannot write {path.name}: a receipt must end in .csv or .xlsx.")
-    try:
-        from optout_desk.files.export import export_rows
-    except ImportError:
-        return _write_csv_fallback(path, headers, rows)
-    return int(export_rows(path, headers, rows))
-
-
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _write_csv_fallback(path: Path, headers: Sequence[str],
-                        rows: Sequence[Sequence[Any]]) -> int:
-    if path.suffix.lower() != ".csv":
-        raise BadInputError("Only .csv receipts can be written by this installation.")
-    tmp = path.with_name(path.name + ".part")
-    with tmp.open("w", newline="", encoding="utf-8-sig") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(headers)
-        for row in rows:
-            writer.writerow([_neutralise(v) for v in row])
-    tmp.replace(path)
-    return len(rows)
-
-
-def _neutralise(value: Any) -> Any:
-    # A phone '+32…' is data, not a formula; anything else starting like a formula is quoted.
-    if isinstance(value, str) and value.startswith(_FORMULA_START) and not (
-        value[:1] in "+-" and value[1:].isdigit()
-    ):
-        return "'" + value
-    return value
+    return export_rows(path, headers, rows)
 
 
 def _record_run(db: sqlite3.Connection, plan_id: int, started: str, outcome: str, message: str,
