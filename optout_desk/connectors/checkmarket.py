@@ -63,7 +63,7 @@ ROLE_WRITE = "Contacts (write)"
 # Page sizes tried, largest first, when the platform refuses a `$top` (its maximum is UNKNOWN).
 FALLBACK_PAGE_SIZES = (1000, 500, 100, 25)
 
-_CANONICAL = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.(\d{1,7}))?Z$")
+_CANONICAL = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,7})?Z\Z")
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,7 @@ class SubmitResponse:
 @dataclass
 class _Page:
     skip: int
-    items: list[Any]
+    items: list[OptOutRecord]  # converted on the worker thread, while other pages download
     total: int | None
     next_href: str | None
 
@@ -143,6 +143,7 @@ class CheckMarketClient:
 
     @property
     def host(self) -> str:
+        """host:port of the configured base URL (named in every error message)."""
         return self._session.host
 
     def close(self) -> None:
@@ -178,18 +179,22 @@ class CheckMarketClient:
                                     "timestamp.") from None
             params["filter"] = f"DateOptOut ge DateTime'{moment}'"
         cancel.raise_if_cancelled()
-        first, size = self._first_page(path, params, cancel)
+        first, size = self._first_page(path, params, survey_id, cancel)
         pages = [first]
         total_pages = math.ceil(first.total / size) if first.total is not None else None
         progress(Progress(done=1, total=total_pages, unit="pages", records=len(first.items)))
         if first.total is not None and first.next_href is not None:
-            pages += self._fetch_by_skip(path, params, size, first.total, len(first.items),
-                                         progress, cancel)
+            pages += self._fetch_by_skip(path, params, survey_id, size, first.total,
+                                         len(first.items), progress, cancel)
         tail = pages[-1].next_href
         # Without a total (or when rows arrived meanwhile), follow Links.Next one by one.
-        pages += self._follow_next(tail, len(pages), sum(len(p.items) for p in pages),
-                                   progress, cancel)
-        return self._records(pages, survey_id)
+        pages += self._follow_next(tail, survey_id, len(pages),
+                                   sum(len(p.items) for p in pages), progress, cancel)
+        unique: dict[str, OptOutRecord] = {}
+        for page in pages:
+            for record in page.items:
+                unique.setdefault(record.dedupe_key, record)
+        return list(unique.values())
 
     def submit_optouts(self, emails: Sequence[str], phones: Sequence[str]) -> SubmitResponse:
         """Add opt-outs: exactly one POST (plus retries of transient failures, which are safe:
@@ -214,13 +219,14 @@ class CheckMarketClient:
 
     # -- paging --------------------------------------------------------------------------
 
-    def _first_page(self, path: str, params: dict[str, Any],
+    def _first_page(self, path: str, params: dict[str, Any], survey_id: int | None,
                     cancel: CancelToken) -> tuple[_Page, int]:
         wanted = self._accepted_page_size or self.settings.page_size
         sizes = [wanted, *(s for s in FALLBACK_PAGE_SIZES if s < wanted)]
         for number, size in enumerate(sizes):
             try:
-                page = self._page(path, {**params, "$top": size, "$skip": 0}, 0, cancel)
+                page = self._page(path, {**params, "$top": size, "$skip": 0}, 0, survey_id,
+                                  cancel)
             except RejectedRequestError as exc:
                 refused_top = exc.http_status == 400 and "top" in exc.message.lower()
                 if refused_top and number + 1 < len(sizes):
@@ -232,18 +238,21 @@ class CheckMarketClient:
             return page, size
         raise AssertionError("unreachable: the last size re-raises")
 
-    def _fetch_by_skip(self, path: str, params: dict[str, Any], size: int, total: int,
-                       first_count: int, progress: ProgressCallback,
+    def _fetch_by_skip(self, path: str, params: dict[str, Any], survey_id: int | None,
+                       size: int, total: int, first_count: int, progress: ProgressCallback,
                        cancel: CancelToken) -> list[_Page]:
         skips = list(range(size, total, size))
         total_pages = len(skips) + 1
         done, records = 1, first_count
         results: dict[int, _Page] = {}
-        workers = max(1, min(self.settings.concurrency, len(skips)))
+        # Twice the requests allowed in flight: the session's gate bounds the requests, the
+        # extra threads parse answers meanwhile.
+        workers = max(1, min(2 * self.settings.concurrency, len(skips)))
         pool = ThreadPoolExecutor(workers, thread_name_prefix="checkmarket-page")
         try:
             pending: set[Future[_Page]] = {
-                pool.submit(self._page, path, {**params, "$top": size, "$skip": s}, s, cancel)
+                pool.submit(self._page, path, {**params, "$top": size, "$skip": s}, s,
+                            survey_id, cancel)
                 for s in skips
             }
             while pending:
@@ -262,7 +271,7 @@ class CheckMarketClient:
             pool.shutdown(wait=False, cancel_futures=True)
         return [results[s] for s in skips]
 
-    def _follow_next(self, href: str | None, done: int, records: int,
+    def _follow_next(self, href: str | None, survey_id: int | None, done: int, records: int,
                      progress: ProgressCallback, cancel: CancelToken) -> list[_Page]:
         pages: list[_Page] = []
         seen: set[str] = set()
@@ -273,7 +282,7 @@ class CheckMarketClient:
                 raise MalformedResponseError(
                     "CheckMarket's Links.Next pointed back at a page already fetched.")
             seen.add(url)
-            page = self._page(url, None, -1, cancel)
+            page = self._page(url, None, -1, survey_id, cancel)
             if not page.items:
                 break
             pages.append(page)
@@ -284,7 +293,7 @@ class CheckMarketClient:
         return pages
 
     def _page(self, path: str, params: Mapping[str, Any] | None, skip: int,
-              cancel: CancelToken) -> _Page:
+              survey_id: int | None, cancel: CancelToken) -> _Page:
         cancel.raise_if_cancelled()
         body, _ = self._get(path, params, cancel)
         items = body.get("Data")
@@ -295,7 +304,8 @@ class CheckMarketClient:
         links = body.get("Links") if isinstance(body.get("Links"), dict) else {}
         next_link = links.get("Next") if isinstance(links, dict) else None
         href = next_link.get("Href") if isinstance(next_link, dict) else None
-        return _Page(skip, items, total if isinstance(total, int) and total >= 0 else None,
+        records = [self._record(item, survey_id) for item in items]
+        return _Page(skip, records, total if isinstance(total, int) and total >= 0 else None,
                      href if isinstance(href, str) and href else None)
 
     def _get(self, path: str, params: Mapping[str, Any] | None,
@@ -374,49 +384,43 @@ class CheckMarketClient:
         text = " ".join(text.split())[:300]
         return f": {text}" if text else ""
 
-    def _records(self, pages: list[_Page], survey_id: int | None) -> list[OptOutRecord]:
-        unique: dict[str, OptOutRecord] = {}
-        for page in pages:
-            for item in page.items:
-                record = self._record(item, survey_id)
-                unique.setdefault(record.dedupe_key, record)
-        return list(unique.values())
-
-    def _record(self, item: object, survey_id: int | None) -> OptOutRecord:
-        if not isinstance(item, dict) or not isinstance(item.get("DateOptOut"), str):
+    def _record(self, item: Any, survey_id: int | None) -> OptOutRecord:
+        # Runs once per opt-out (100k+ per fetch): kept lean on purpose.
+        try:
+            date = _canonical(item["DateOptOut"], self.host)
+            get = item.get
+        except (TypeError, KeyError, AttributeError):
             raise MalformedResponseError(
-                f"CheckMarket ({self.host}) sent an opt-out without a DateOptOut.")
-        contact = item.get("ContactId")
-        source_id = item.get("OptoutSourceId")
+                f"CheckMarket ({self.host}) sent an opt-out without a DateOptOut.") from None
+        contact = get("ContactId")
+        source_id = get("OptoutSourceId")
         source = self._source_names.get(source_id)
         if source is None:
             source = PLATFORM if source_id is None else f"{PLATFORM} (OptoutSourceId {source_id})"
             self._source_names[source_id] = source
         return OptOutRecord(
-            date_opt_out=_canonical(item["DateOptOut"], self.host),
-            email=_text(item.get("Email")),
-            phone=_text(item.get("Phone")),
-            first_name=_text(item.get("FirstName")),
-            last_name=_text(item.get("LastName")),
-            lang_code=_text(item.get("LangCode")),
-            contact_id=contact if isinstance(contact, int) and not isinstance(contact, bool)
-            else None,
-            survey_id=survey_id,
-            source=source,
+            date, _text(get("Email")), _text(get("Phone")), _text(get("FirstName")),
+            _text(get("LastName")), _text(get("LangCode")),
+            contact if contact.__class__ is int else None, survey_id, source,
         )
 
 
 def _text(value: object) -> str:
-    if value is None:
-        return ""
-    return value if isinstance(value, str) else str(value)
+    if isinstance(value, str):
+        return value
+    return "" if value is None else str(value)
 
 
 def _canonical(text: str, host: str) -> str:
     """canonical_timestamp with a fast path for the platform's usual "…Z" form."""
-    match = _CANONICAL.match(text)
-    if match:
-        return f"{text[:19]}.{(match.group(1) or '').ljust(7, '0')}Z"
+    if not isinstance(text, str):
+        raise TypeError("DateOptOut is not text")
+    if _CANONICAL.match(text):  # "YYYY-MM-DDTHH:MM:SS[.f{1,7}]Z": pad the fraction to 7
+        if len(text) == 28:
+            return text
+        if len(text) == 20:
+            return text[:19] + ".0000000Z"
+        return text[:-1] + "0000000"[len(text) - 21:] + "Z"
     try:
         return canonical_timestamp(text)
     except ValueError:

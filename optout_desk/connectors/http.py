@@ -207,6 +207,14 @@ class ThrottleGate:
                     self._successes = 0
             self._cond.notify_all()
 
+    def throttled(self, retry_after: float | None, longest: float) -> None:
+        """The platform said "too many": fewer requests in flight, and all wait it out."""
+        with self._cond:
+            self._limit = max(1, self._limit // 2)
+            self._successes = 0
+        if retry_after is not None:
+            self.pause(min(retry_after, longest))
+
     def pause(self, seconds: float) -> None:
         with self._cond:
             self._paused_until = max(self._paused_until, time.monotonic() + seconds)
@@ -308,7 +316,6 @@ class HttpSession:
     def _attempt(self, method: str, path: str, params: Mapping[str, Any] | None, body: Any,
                  interpret: Callable[[httpx.Response], T], cancel: CancelToken) -> T:
         self.gate.acquire(cancel)
-        throttled = False
         try:
             try:
                 response = self._client.request(method, path, params=params, json=body)
@@ -328,16 +335,15 @@ class HttpSession:
                     f"Could not reach {self.platform} at {self.host} ({_plain(exc)}); check "
                     "the network and the base URL."
                 ) from None
-            try:
-                return interpret(response)
-            except ThrottledError as exc:
-                throttled = True
-                if exc.retry_after is not None:
-                    self.gate.pause(min(exc.retry_after, self.policy.max_retry_wait_s))
-                raise
         finally:
-            self.gate.release(throttled=throttled)
-
+            # The slot bounds requests in flight, not parsing: free it as soon as the bytes
+            # are in, so the next request goes out while this answer is parsed.
+            self.gate.release()
+        try:
+            return interpret(response)
+        except ThrottledError as exc:
+            self.gate.throttled(exc.retry_after, self.policy.max_retry_wait_s)
+            raise
 
 def policy_seconds(seconds: float) -> str:
     return f"{seconds:g} s"
