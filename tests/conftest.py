@@ -36,4 +36,5 @@ pytest_plugins = [
     "tests.fixtures.sandbox",
     "tests.fixtures.keyring",
     "tests.fixtures.gui",
+    "tests.fixtures.spreadsheets",
 ]

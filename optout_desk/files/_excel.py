@@ -143,6 +143,10 @@ def _read_with_openpyxl(
 
 
 def _damaged(path: Path, kind: FileKind, exc: BaseException) -> BadInputError:
+    if not path.exists():
+        return BadInputError(
+            f"'{path.name}' was moved or deleted while it was being read; choose it again."
+        )
     label = {FileKind.XLSX: "Excel", FileKind.XLS: "Excel 97-2003", FileKind.ODS: "OpenDocument"}
     detail = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
     return BadInputError(

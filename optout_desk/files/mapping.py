@@ -3,7 +3,8 @@
 Columns are proposed by their CONTENT: a sample of up to a few thousand non-empty cells is run
 through core.identifiers and a column qualifies when most of its sample is valid. The header
 ("E-mail", "Mail", "Téléphone", "Mobile", "GSM", "Tel", …) only breaks ties: it lifts a column a
-little, a header naming something else ("ID", "Zip", "Date") lowers it, and a column whose header
+little; a header naming something else ("Customer ID", "Zip", "Date") keeps numbers that happen
+to parse as phones out of the phone columns; and a column whose header
 clearly names emails or phones is proposed when no column qualifies by content (so its invalid
 cells are shown rather than silently ignored). A row may have several email and phone columns.
 """
@@ -40,12 +41,12 @@ _CHUNK = 100_000
 
 _EMAIL_WORDS = re.compile(r"e-?mail|courriel|mail|adresse|address|correo|email")
 _PHONE_WORDS = re.compile(
-    r"phone|telephone|tel|mobile|mobiel|gsm|cell|portable|handy|telefoon|telefon|sms|msisdn"
-    r"|numero|number|nummer"
+    r"phone|tel|mobile|mobiel|gsm|cell|portable|handy|telefoon|telefon|sms|msisdn"
 )
+_WEAK_PHONE_WORDS = re.compile(r"numero|number|nummer|num\b|no\b")
 _OTHER_WORDS = re.compile(
-    r"\b(id|ids|zip|postcode|postal|code|date|datum|name|nom|naam|customer|account|survey"
-    r"|contact|count|amount|price|qty)\b"
+    r"\b(id|ids|zip|postcode|postal|code|date|datum|name|nom|naam|customer|client|account"
+    r"|survey|contact|count|amount|price|qty|vat|iban|order)\b"
 )
 
 
@@ -153,12 +154,14 @@ def detect_columns(table: ImportedTable, region: str | None = None) -> ColumnMap
 
 
 def _total(score: ColumnScore, kind: str) -> float:
-    share = score.email_share if kind == "email" else score.phone_share
-    if score.header_hint == kind:
-        return share + _HEADER_HINT
+    if kind == "email":
+        # An address is never anything else, so content decides whatever the header says.
+        return score.email_share + (_HEADER_HINT if score.header_hint == "email" else 0.0)
     if score.header_hint == "other":
-        return share - _HEADER_HINT
-    return share
+        # Customer numbers, zip codes and amounts can parse as national phone numbers; a
+        # header naming something else rules the column out (it can still be chosen by hand).
+        return 0.0
+    return score.phone_share + (_HEADER_HINT if score.header_hint == "phone" else 0.0)
 
 
 def _header_hint(header: str) -> str:
@@ -166,9 +169,11 @@ def _header_hint(header: str) -> str:
     text = "".join(char for char in folded if not unicodedata.combining(char))
     if _EMAIL_WORDS.search(text):
         return "email"
-    if _OTHER_WORDS.search(text) and not re.search(r"phone|mobile|gsm|tel", text):
-        return "other"
     if _PHONE_WORDS.search(text):
+        return "phone"
+    if _OTHER_WORDS.search(text):
+        return "other"
+    if _WEAK_PHONE_WORDS.search(text):
         return "phone"
     return ""
 

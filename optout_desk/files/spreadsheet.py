@@ -38,6 +38,7 @@ CellValue = (
 # The header is looked for among the first rows only: a title block is never this long.
 _HEADER_SEARCH_ROWS = 50
 _LOOKS_LIKE_PHONE = re.compile(r"[+(]?\d[\d\s().\-/]{5,}")
+_LOOKS_LIKE_NUMBER = re.compile(r"[+-]?\d[\d\s.,]*(?:[eE][+-]?\d+)?")
 
 
 @dataclass
@@ -275,7 +276,12 @@ def _find_header(raw: list[list[Any]]) -> int | None:
 def _looks_like_data(value: object) -> bool:
     if not isinstance(value, str):
         return True  # numbers, dates, booleans are never header labels
-    return "@" in value or _LOOKS_LIKE_PHONE.fullmatch(value.strip()) is not None
+    text = value.strip()
+    return (
+        "@" in text
+        or _LOOKS_LIKE_PHONE.fullmatch(text) is not None
+        or _LOOKS_LIKE_NUMBER.fullmatch(text) is not None
+    )
 
 
 def _sha256(path: Path) -> str:
