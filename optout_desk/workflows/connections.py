@@ -1,0 +1,295 @@
+"""Connections as the operator manages them: add, edit, remove, test, open a client.
+
+A connection is a profile in the database (no secrets) plus its keys, which live in the session
+store, an environment variable or the OS keyring (see optout_desk.secrets). These functions keep
+the two in step: adding stores the keys before the profile (a keyring failure saves nothing),
+removing forgets the keys before the profile (a locked keyring leaves the connection in place
+to retry, instead of orphaning keys nobody can see).
+
+`test_connection` reports a failed check as ConnectionCheck(ok=False, message=…, error=…) for
+every connector or keyring error, for the CLI and the GUI alike; only "no such connection"
+(BadInputError) is raised.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from optout_desk import secrets as secret_store
+from optout_desk.connectors import registry
+from optout_desk.connectors.checkmarket import CheckMarketClient, CheckMarketSettings
+from optout_desk.connectors.errors import ConnectorError
+from optout_desk.core.errors import BadInputError, DeskError
+from optout_desk.store import cache, connections
+from optout_desk.store.connections import ConnectionProfile
+from optout_desk.store.db import connect
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ConnectionCheck:
+    """The outcome of `test_connection`. `error` keeps the typed error for the GUI."""
+
+    ok: bool
+    total_optouts: int | None
+    message: str
+    error: DeskError | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class ConnectionOverview:
+    """One line of the connection list."""
+
+    profile: ConnectionProfile
+    label: str  # the system as the operator knows it
+    secrets_location: str  # "stored in Secret Service", "environment variable …", …
+    last_synced_at: str | None  # account-wide list
+    cached: int  # account-wide list
+
+    @property
+    def where(self) -> str:
+        """Region, or the host of a custom URL."""
+        if self.profile.region:
+            return self.profile.region
+        return self.profile.base_url.split("://", 1)[-1].rstrip("/")
+
+
+def prepare_profile(
+    name: str,
+    system: str,
+    *,
+    region: str | None = None,
+    base_url: str | None = None,
+    settings: Mapping[str, Any] | None = None,
+) -> ConnectionProfile:
+    """Validate everything about a new connection except its keys, without saving anything
+    (so a CLI can refuse bad input before asking for keys)."""
+    connections.validate_name(name)
+    registry.system_info(system)
+    url = registry.base_url_for(system, region, base_url)
+    chosen = {key: value for key, value in (settings or {}).items() if value is not None}
+    _validate_settings(system, url, chosen)
+    db = connect()
+    try:
+        if connections.exists(db, name):
+            raise BadInputError(
+                f"A connection named {name!r} already exists; pick another name or edit that one."
+            )
+    finally:
+        db.close()
+    return ConnectionProfile(
+        name=name,
+        system=system,
+        base_url=url,
+        region="" if base_url else (region or ""),
+        settings=chosen,
+    )
+
+
+def add_connection(
+    name: str,
+    system: str,
+    *,
+    region: str | None = None,
+    base_url: str | None = None,
+    secrets: Mapping[str, str],
+    settings: Mapping[str, Any] | None = None,
+    session_only: bool = False,
+) -> ConnectionProfile:
+    """Save a new connection and its keys.
+
+    `secrets` holds the keys to store (in the keyring, or for this session only). A field left
+    out must already be set as an environment variable; it then stays there and is not copied.
+    """
+    profile = prepare_profile(
+        name, system, region=region, base_url=base_url, settings=settings
+    )
+    fields = registry.system_info(system).secret_fields
+    missing = [f for f in fields if not secrets.get(f) and not _in_environment(name, f)]
+    if missing:
+        raise BadInputError(missing_keys_message(name, system, missing))
+    stored: list[str] = []
+    try:
+        for secret_field in fields:
+            if secrets.get(secret_field):
+                secret_store.store_secret(
+                    name, secret_field, secrets[secret_field], session_only=session_only
+                )
+                stored.append(secret_field)
+        db = connect()
+        try:
+            saved = connections.add(db, profile)
+        finally:
+            db.close()
+    except BaseException:
+        # Leave nothing behind: keys of a connection that was not saved would be orphans.
+        if stored:
+            try:
+                secret_store.delete_secrets(name, stored)
+            except DeskError:
+                log.warning("could not forget the keys of a connection that was not added")
+        raise
+    log.info("added connection %s (%s, %d keys stored)", name, system, len(stored))
+    return saved
+
+
+def edit_connection(
+    name: str,
+    *,
+    region: str | None = None,
+    base_url: str | None = None,
+    settings: Mapping[str, Any] | None = None,
+    secrets: Mapping[str, str] | None = None,
+    session_only: bool = False,
+) -> ConnectionProfile:
+    """Change a connection: a new region or URL, settings (a value of None removes it) and/or
+    new keys (only the fields given are replaced)."""
+    db = connect()
+    try:
+        profile = connections.get(db, name)
+        if region is not None or base_url is not None:
+            profile.base_url = registry.base_url_for(profile.system, region, base_url)
+            profile.region = "" if base_url else (region or "")
+        if settings:
+            merged = dict(profile.settings)
+            for key, value in settings.items():
+                if value is None:
+                    merged.pop(key, None)
+                else:
+                    merged[key] = value
+            profile.settings = merged
+        _validate_settings(profile.system, profile.base_url, profile.settings)
+        for secret_field, value in (secrets or {}).items():
+            if value:
+                secret_store.store_secret(name, secret_field, value, session_only=session_only)
+        connections.update(db, profile)
+        return connections.get(db, name)
+    finally:
+        db.close()
+
+
+def remove_connection(name: str) -> int:
+    """Remove a connection, its keys (session and keyring) and its cached opt-outs; returns
+    how many cached opt-outs went with it."""
+    db = connect()
+    try:
+        profile = connections.get(db, name)
+        assert profile.id is not None
+        cached = sum(
+            cache.sync_state(db, profile.id, scope).count for scope in cache.scopes(db, profile.id)
+        )
+        secret_store.delete_secrets(name, registry.system_info(profile.system).secret_fields)
+        connections.remove(db, name)
+    finally:
+        db.close()
+    log.info("removed connection %s", name)
+    return cached
+
+
+def get_connection(name: str) -> ConnectionProfile:
+    db = connect()
+    try:
+        return connections.get(db, name)
+    finally:
+        db.close()
+
+
+def list_connections(*, describe_secrets: bool = True) -> list[ConnectionOverview]:
+    """Every connection with where its keys live and its account-wide cache. Describing the
+    keys asks the keyring (bounded by its timeout): call from a worker thread in the GUI."""
+    db = connect()
+    try:
+        profiles = connections.list_all(db)
+        states = {
+            p.name: cache.sync_state(db, p.id) for p in profiles if p.id is not None
+        }
+    finally:
+        db.close()
+    overviews = []
+    for profile in profiles:
+        info = registry.SYSTEMS.get(profile.system)
+        state = states[profile.name]
+        overviews.append(
+            ConnectionOverview(
+                profile=profile,
+                label=info.label if info else profile.system,
+                secrets_location=(
+                    secrets_location(profile) if describe_secrets else ""
+                ),
+                last_synced_at=state.last_synced_at,
+                cached=state.count,
+            )
+        )
+    return overviews
+
+
+def secrets_location(profile: ConnectionProfile) -> str:
+    """Where a connection's keys live, in one phrase ("stored in Secret Service")."""
+    info = registry.SYSTEMS.get(profile.system)
+    if info is None:
+        return "unknown system"
+    places = {
+        label: secret_store.describe_location(profile.name, secret_field)
+        for secret_field, label in zip(info.secret_fields, info.secret_labels, strict=True)
+    }
+    distinct = set(places.values())
+    if len(distinct) == 1:
+        return distinct.pop()
+    return "; ".join(f"{label.lower()}: {place}" for label, place in places.items())
+
+
+def open_connection_client(name: str) -> tuple[ConnectionProfile, CheckMarketClient]:
+    """The connection's profile and an open client (the caller closes it)."""
+    profile = get_connection(name)
+    info = registry.system_info(profile.system)
+    keys = secret_store.read_secrets(name, info.secret_fields)
+    client = registry.open_client(profile.system, profile.base_url, keys, profile.settings)
+    return profile, client
+
+
+def test_connection(name: str) -> ConnectionCheck:
+    """One small request with the connection's keys: do they work, how many opt-outs are
+    there? Connector and keyring failures come back as ok=False with their message."""
+    get_connection(name)  # "No connection named …" is bad input, raised
+    try:
+        _, client = open_connection_client(name)
+        with client:
+            total = client.check()
+    except (ConnectorError, secret_store.SecretsError) as exc:
+        log.info("connection test of %s failed: %s", name, type(exc).__name__)
+        return ConnectionCheck(ok=False, total_optouts=None, message=exc.message, error=exc)
+    return ConnectionCheck(
+        ok=True,
+        total_optouts=total,
+        message=f"The connection {name!r} works: {total:,} opt-outs on the account.",
+    )
+
+
+# pytest would otherwise collect `test_connection` from modules that import it.
+test_connection.__test__ = False  # type: ignore[attr-defined]
+
+
+def missing_keys_message(name: str, system: str, fields: list[str]) -> str:
+    info = registry.system_info(system)
+    labels = dict(zip(info.secret_fields, info.secret_labels, strict=True))
+    names = " and ".join(secret_store.env_var_name(name, f) for f in fields)
+    what = " and ".join(labels.get(f, f).lower() for f in fields)
+    return (
+        f"The connection {name!r} needs its {what}: run this in a terminal to type them, or "
+        f"set {names}."
+    )
+
+
+def _in_environment(name: str, secret_field: str) -> bool:
+    return bool(os.environ.get(secret_store.env_var_name(name, secret_field), "").strip())
+
+
+def _validate_settings(system: str, base_url: str, settings: Mapping[str, Any]) -> None:
+    """Refuse settings the connector cannot use, at the time they are entered."""
+    if system == "checkmarket":
+        CheckMarketSettings.from_mapping(base_url, settings)
