@@ -26,5 +26,9 @@ bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	$(PY) -m bench
 
+package: $(STAMP)  ## build the installer for this OS into dist/ (Linux: a .deb)
+	$(PY) -c 'import PyInstaller' 2>/dev/null || $(PY) -m pip install --quiet -e '.[package]'
+	PY=$(PY) bash packaging/build.sh
+
 clean:
 	rm -rf $(VENV) build dist

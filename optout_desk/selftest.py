@@ -14,7 +14,6 @@ Qt is imported here only, inside its checks: the self-test is a top-level tool, 
 
 from __future__ import annotations
 
-import importlib
 import os
 import secrets
 import sys
@@ -251,17 +250,13 @@ def check_keyring() -> str:
 
 def check_sandbox_fetch() -> str:
     """The built-in sandbox starts and the CheckMarket connector fetches from it over HTTP."""
-    # By name until the sandbox and connector modules land (keeps mypy clean meanwhile).
-    checkmarket = importlib.import_module("optout_desk.connectors.checkmarket")
-    server = importlib.import_module("optout_desk.sandbox.server")
-    Sandbox, SandboxConfig = server.Sandbox, server.SandboxConfig  # noqa: N806 - classes
-    CheckMarketClient = checkmarket.CheckMarketClient  # noqa: N806
-    CheckMarketSettings = checkmarket.CheckMarketSettings  # noqa: N806
+    from optout_desk.connectors.checkmarket import CheckMarketClient, CheckMarketSettings
+    from optout_desk.sandbox.server import Sandbox, SandboxConfig
 
     def fetch() -> str:
         sandbox = Sandbox(SandboxConfig(records=40, seed=6, surveys=2)).start()
         try:
-            settings = CheckMarketSettings(base_url=sandbox.base_url, timeout_s=5.0)
+            settings = CheckMarketSettings(base_url=sandbox.base_url, page_size=15, timeout_s=5.0)
             with CheckMarketClient(settings, sandbox.master_key, sandbox.key) as client:
                 records = client.list_optouts()
         finally:

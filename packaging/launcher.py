@@ -1,5 +1,5 @@
-"""The frozen app's entry point (PyInstaller runs this as a script, so it cannot be the
-package's own __main__.py, whose imports are relative to the package)."""
+"""The frozen app's entry point: PyInstaller freezes a script, and this one is the same as
+`python -m optout_desk` (the spec collects the whole optout_desk package next to it)."""
 
 from optout_desk.cli import main
 

@@ -12,14 +12,8 @@ echo "== mypy"; "$VENV/bin/mypy"
 
 PYTEST=("$VENV/bin/python" -m pytest "$@")
 if command -v dbus-run-session >/dev/null && command -v gnome-keyring-daemon >/dev/null; then
-    KEYRING_HOME=$(mktemp -d)   # must exist, or the daemon writes into the real home folder
-    trap 'rm -rf "$KEYRING_HOME"' EXIT
     echo "== pytest (real Secret Service: gnome-keyring in a private D-Bus session)"
-    OPTOUT_DESK_REQUIRE_KEYRING=1 dbus-run-session -- sh -c '
-        home=$1; shift
-        printf %s test-pw | HOME="$home" gnome-keyring-daemon --unlock --components=secrets >/dev/null || exit 97
-        exec "$@"
-    ' sh "$KEYRING_HOME" "${PYTEST[@]}"
+    OPTOUT_DESK_REQUIRE_KEYRING=1 bash scripts/with-keyring.sh "${PYTEST[@]}"
 else
     echo "== pytest (no gnome-keyring/dbus-run-session here: keyring tests will be skipped)"
     "${PYTEST[@]}"

@@ -19,7 +19,7 @@ APP=dist/optout-desk
 ARCH=$(dpkg --print-architecture)
 STAGE=build/deb/optout-desk_${VERSION}_${ARCH}
 DEB=dist/optout-desk_${VERSION}_${ARCH}.deb
-rm -rf "$STAGE" "$DEB"
+rm -rf "$STAGE" dist/optout-desk_*.deb   # one .deb in dist/, for CI to find
 mkdir -p "$STAGE/DEBIAN" "$STAGE/opt" "$STAGE/usr/bin" "$STAGE/usr/share/applications" \
     "$STAGE/usr/share/doc/optout-desk"
 
