@@ -208,3 +208,26 @@ def _write_minimal_ods(path: Path, rows: list[list[str]]) -> None:
         )
         archive.writestr("content.xml", content)
         archive.writestr("META-INF/manifest.xml", manifest)
+
+
+def test_openpyxl_reads_an_xlsx_when_calamine_fails_on_it(
+    titled_xlsx: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No real file is known that calamine rejects and openpyxl reads, so calamine's sheet read
+    is made to fail; the fallback must give the same table."""
+    import python_calamine
+
+    expected = read_table(titled_xlsx)
+
+    calls: list[str] = []
+
+    def fail(self: object, name: str) -> object:
+        calls.append(name)
+        raise python_calamine.XmlError("simulated")
+
+    monkeypatch.setattr(python_calamine.CalamineWorkbook, "get_sheet_by_name", fail)
+    table = read_table(titled_xlsx)
+    assert table.headers == expected.headers
+    assert table.rows == expected.rows
+    assert table.row_numbers == expected.row_numbers
+    assert calls == ["Fair"]
