@@ -240,6 +240,8 @@ def secrets_location(profile: ConnectionProfile) -> str:
     distinct = set(places.values())
     if len(distinct) == 1:
         return distinct.pop()
+    if all(place.startswith("environment variable ") for place in distinct):
+        return f"environment variables {secret_store.env_var_name(profile.name, '')}*"
     return "; ".join(f"{label.lower()}: {place}" for label, place in places.items())
 
 
