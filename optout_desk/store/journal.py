@@ -29,6 +29,7 @@ from optout_desk.core.plan import (
     item_from_json,
     left_out_from_json,
     left_out_to_json,
+    plan_hash,
     restore_plan,
 )
 
@@ -404,15 +405,30 @@ def load_plan(conn: sqlite3.Connection, plan_id: int) -> Plan:
 
 
 def check_batches_match(conn: sqlite3.Connection, plan_id: int) -> None:
-    """Verify that the stored payloads are the plan's (the payload column is what is POSTed)."""
-    plan = load_plan(conn, plan_id)
-    stored = {b.seq: b.payload for b in batches(conn, plan_id)}
-    for batch in plan.batches:
-        if stored.get(batch.seq) != batch.payload:
-            raise JournalError(
-                f"Batch {batch.seq} of submission plan {plan_id} differs from the previewed "
-                "plan; it will not be sent. Discard the plan and plan again."
-            )
+    """Verify that the stored payloads (what is POSTed) still hash to the previewed plan's
+    hash, and that the items agree with them. Cheap enough to run before every send."""
+    row = conn.execute("SELECT hash, plan_json FROM plans WHERE id = ?", (plan_id,)).fetchone()
+    if row is None:
+        raise JournalError(f"There is no submission plan {plan_id}.")
+    stored = batches(conn, plan_id)
+    if plan_hash(_destination(json.loads(row[1])), (b.payload for b in stored)) != row[0]:
+        raise JournalError(
+            f"The stored batches of submission plan {plan_id} differ from the previewed plan "
+            f"({row[0][:12]}); they will not be sent. Discard the plan and plan again."
+        )
+    sent_values = {b.seq: [*b.payload.get("EmailAddresses", []), *b.payload.get("PhoneNumbers", [])]
+                   for b in stored}
+    items: dict[int, list[str]] = {}
+    for seq, value in conn.execute(
+        "SELECT seq, value FROM items WHERE plan_id = ? AND seq IS NOT NULL ORDER BY position",
+        (plan_id,),
+    ):
+        items.setdefault(seq, []).append(value)
+    if any(sorted(items.get(seq, [])) != sorted(values) for seq, values in sent_values.items()):
+        raise JournalError(
+            f"The items of submission plan {plan_id} differ from its batches; it will not be "
+            "sent. Discard the plan and plan again."
+        )
 
 
 def receipt_rows(conn: sqlite3.Connection, plan_id: int) -> list[ReceiptRow]:

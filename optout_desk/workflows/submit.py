@@ -242,7 +242,8 @@ def execute_plan(
             _record_run(db, plan_id, started, "failed", exc.message, None)
             raise
         done = before.acknowledged
-        progress(Progress(done, before.batch_count, "batches", records=_submitted(db, plan_id)))
+        records = _submitted(db, plan_id)
+        progress(Progress(done, before.batch_count, "batches", records=records))
         try:
             with client:
                 for batch in todo:
@@ -272,8 +273,8 @@ def execute_plan(
                         attempts=response.attempts,
                     )
                     done += 1
-                    progress(Progress(done, before.batch_count, "batches",
-                                      records=_submitted(db, plan_id)))
+                    records += batch.size
+                    progress(Progress(done, before.batch_count, "batches", records=records))
         except BaseException:
             # Not a platform answer (a bug, Ctrl-C): the batch in flight stays `sent`, so a
             # resume repeats it; the plan is left resumable.

@@ -124,7 +124,7 @@ def test_tampered_journal_is_refused(db: sqlite3.Connection) -> None:
                (plan_id,))
     db.execute("UPDATE batches SET payload_json='{\"EmailAddresses\":[\"x@y.z\"]}' "
                "WHERE plan_id=? AND seq=1", (plan_id,))
-    with pytest.raises(journal.JournalError, match="differs"):
+    with pytest.raises(journal.JournalError, match="differ"):
         journal.check_batches_match(db, plan_id)
 
 
