@@ -204,6 +204,7 @@ def check_keyring() -> str:
     import keyring
     from keyring.backends import fail, null
     from keyring.backends.chainer import ChainerBackend
+    from keyring.errors import KeyringLocked
 
     registered = {ep.name for ep in entry_points(group="keyring.backends")}
     native = NATIVE_KEYRING.get(sys.platform)
@@ -240,6 +241,14 @@ def check_keyring() -> str:
 
     try:
         run_with_timeout(round_trip, KEYRING_TIMEOUT_S, "the keyring")
+    except KeyringLocked as exc:
+        message = (
+            f"{name} is there but locked ({exc}); unlock it (log in to the desktop session or "
+            "open the keyring app) and run the self-test again"
+        )
+        if keyring_required():
+            raise RuntimeError(message) from exc
+        raise CheckWarning(message) from exc
     except Exception as exc:
         message = f"{name} is there but a throwaway secret did not round-trip: {_reason(exc)}"
         if keyring_required():
