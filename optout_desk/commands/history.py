@@ -56,17 +56,24 @@ def print_runs(limit: int) -> None:
     if not runs:
         out.print("No runs yet.")
         return
+    headers = ("Run", "Time (UTC)", "User", "Kind", "Connection", "Source", "SHA-256",
+               "Counts", "Outcome")
+    rows = [
+        (str(r.id), r.finished_at[:19].replace("T", " "), r.os_user, r.kind, r.connection or "",
+         r.source_file or "", r.source_sha256 or "",
+         ", ".join(f"{k} {v:,}" for k, v in r.counts.items() if k != "plan_id"),
+         r.outcome + (f": {r.message}" if r.message else ""))
+        for r in runs
+    ]
+    if not out.is_terminal:
+        # Scripts get one tab-separated line per run, nothing folded or cut.
+        print("\t".join(headers))
+        for row in rows:
+            print("\t".join(cell.replace("\t", " ").replace("\n", " ") for cell in row))
+        return
     table = Table(show_lines=False)
-    for title in ("Run", "Time (UTC)", "User", "Kind", "Connection", "Source", "Counts",
-                  "Outcome"):
+    for title in headers:
         table.add_column(title, overflow="fold")
-    for r in runs:
-        source = ""
-        if r.source_file:
-            source = r.source_file + (f"\nsha256 {r.source_sha256[:16]}…" if r.source_sha256
-                                      else "")
-        counts = ", ".join(f"{k} {v:,}" for k, v in r.counts.items() if k != "plan_id")
-        outcome = r.outcome + (f": {r.message}" if r.message else "")
-        table.add_row(str(r.id), r.finished_at[:19].replace("T", " "), r.os_user, r.kind,
-                      r.connection or "", source, counts, outcome)
+    for row in rows:
+        table.add_row(*row[:6], row[6][:16] + ("…" if row[6] else ""), *row[7:])
     out.print(table)
