@@ -150,3 +150,15 @@ def test_columns_of_different_lengths_are_refused() -> None:
     model = ColumnarTableModel(("a", "b"))
     with pytest.raises(ValueError):
         model.set_columns({"a": [1, 2], "b": [1]})
+
+
+def test_text_sort_is_case_blind_across_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    from optout_desk.ui.models import columnar
+
+    monkeypatch.setattr(columnar, "_CHUNK", 3)
+    values = ["B", "C", "A", "b", "a", "c", "ZZ", "T1", "x"]
+    order = columnar.ColumnIndexer({"v": values}, ())._argsort(values)
+    assert [values[i].lower() for i in order] == sorted(v.lower() for v in values)
+    stamps = ["2026-01-02T00:00:00Z", "2026-01-01T00:00:00Z", "2025-12-31T00:00:00Z"] * 3
+    order = columnar.ColumnIndexer({"v": stamps}, ())._argsort(stamps)
+    assert [stamps[i] for i in order] == sorted(stamps)

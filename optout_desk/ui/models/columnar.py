@@ -13,6 +13,7 @@ ROW_ID_ROLE (the data row number, so a selection can be followed across sorts).
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -36,11 +37,66 @@ ASYNC_THRESHOLD = 50_000  # rows above which sort and filter leave the GUI threa
 
 _SEPARATOR = "\x00"
 _ROOT = QModelIndex()
+# Work in chunks so no single C call holds the GIL for long: the GUI thread keeps running
+# while a worker sorts or indexes a million rows.
+_CHUNK = 65_536
 
 
 def _plain(value: Any) -> Any:
     """numpy scalars as Python values (Qt's QVariant does not take numpy types)."""
     return value.item() if isinstance(value, np.generic) else value
+
+
+_NUMERIC_TYPES = frozenset({int, float, type(None), np.int64, np.float64})
+
+
+def _chunks(values: Sequence[Any]) -> list[Sequence[Any]]:
+    return [values[start:start + _CHUNK] for start in range(0, len(values), _CHUNK)]
+
+
+def _text_key(value: Any) -> str:
+    return "" if value is None else str(value).lower()
+
+
+def _texts(values: Sequence[Any], plain_text: bool) -> Sequence[str]:
+    if plain_text:
+        return values
+    return ["" if v is None else v if type(v) is str else str(v) for v in values]
+
+
+def _lowered_texts(values: Sequence[Any], plain_text: bool = False) -> Sequence[str]:
+    """Cells as lower-cased text ("" for empty). `plain_text`: every cell is a str already."""
+    texts = _texts(values, plain_text)
+    joined = _SEPARATOR.join(texts)
+    lowered = joined.lower()  # one C-level call over the chunk, not one per cell
+    if lowered == joined:
+        return texts  # nothing to lower (most emails): skip making a million new strings
+    cells = lowered.split(_SEPARATOR)
+    if len(cells) != len(texts):  # a cell contained the separator: do it cell by cell
+        cells = [t.lower() for t in texts]
+    return cells
+
+
+def _has_no_lower_case(texts: Sequence[str]) -> bool:
+    joined = _SEPARATOR.join(texts)
+    return joined.upper() == joined
+
+
+def _lowered_text_array(values: Sequence[Any], plain_text: bool = False) -> np.ndarray:
+    """Sort keys that ignore case, as one fixed-width numpy array."""
+    texts = [_texts(chunk, plain_text) for chunk in _chunks(values)]
+    if all(_has_no_lower_case(chunk) for chunk in texts):
+        # Upper case only (timestamps "…T…Z", codes): raw order is already case-blind.
+        chunks = texts
+    else:
+        chunks = [_lowered_texts(chunk, plain_text=True) for chunk in texts]
+    width = max((max(map(len, chunk), default=0) for chunk in chunks), default=0)
+    keys = np.empty(len(values), dtype=f"U{max(width, 1)}")
+    start = 0
+    for chunk in chunks:
+        keys[start:start + len(chunk)] = chunk
+        start += len(chunk)
+    return keys
 
 
 class ColumnIndexer:
@@ -90,33 +146,41 @@ class ColumnIndexer:
     def _argsort(values: Sequence[Any]) -> np.ndarray:
         if isinstance(values, np.ndarray) and values.dtype.kind in "biuf":
             return np.argsort(values, kind="stable")
-        if all(v is None or (isinstance(v, int | float) and not isinstance(v, bool))
-               for v in values):
-            # Numbers with gaps: empty cells first (as -inf), then numeric order.
-            numbers = np.fromiter(
-                (-np.inf if v is None else v for v in values), dtype=np.float64, count=len(values)
-            )
-            return np.argsort(numbers, kind="stable")
         if len(values) == 0:
             return np.array([], dtype=np.int64)
-        texts = ["" if v is None else str(v) for v in values]
-        # One C-level lower() over the joined text is several times faster than one per cell.
-        lowered = _SEPARATOR.join(texts).lower().split(_SEPARATOR)
-        if len(lowered) != len(texts):  # a cell contained the separator: do it cell by cell
-            lowered = [t.lower() for t in texts]
-        return np.argsort(np.array(lowered), kind="stable")
+        kinds = set(map(type, values))  # C-level pass; cheaper than isinstance per cell
+        if kinds <= _NUMERIC_TYPES:
+            # Numbers with gaps: empty cells first (as -inf), then numeric order.
+            cells = np.array(values, dtype=object)
+            cells[np.equal(cells, None)] = -np.inf
+            return np.argsort(cells.astype(np.float64), kind="stable")
+        sample = values[:_CHUNK]
+        if len(set(sample)) <= len(sample) // 4:
+            # Few distinct values (names, languages, sources): sort those, then sort the rows
+            # by an integer code, which numpy does in a few milliseconds.
+            ranked = sorted(set(values), key=_text_key)
+            code = {value: position for position, value in enumerate(ranked)}
+            codes = np.concatenate([
+                np.fromiter(map(code.__getitem__, chunk), dtype=np.int64, count=len(chunk))
+                for chunk in _chunks(values)
+            ])
+            return np.argsort(codes, kind="stable")
+        return np.argsort(_lowered_text_array(values, plain_text=kinds == {str}), kind="stable")
 
     # --- filtering -------------------------------------------------------------------------
 
     def haystack(self) -> list[str]:
+        """Per row, the search columns joined by tabs and lower-cased (built once)."""
         with self._lock:
             if self._haystack is not None:
                 return self._haystack
+        hay: list[str] = []
         columns = [self.data[c] for c in self.search_columns]
-        hay = [
-            "\t".join("" if v is None else str(v) for v in cells).lower()
-            for cells in zip(*columns, strict=True)
-        ] if columns else [""] * self.rows
+        if not columns:
+            hay = [""] * self.rows
+        for start in range(0, self.rows if columns else 0, _CHUNK):
+            parts = [_lowered_texts(column[start:start + _CHUNK]) for column in columns]
+            hay.extend(map("\t".join, zip(*parts, strict=True)))
         with self._lock:
             self._haystack = hay
         return hay
@@ -154,6 +218,10 @@ class ColumnIndexer:
             rank = self.rank(sort_column)
             order = subset[np.argsort(rank[subset], kind="stable")]
         return order[::-1].copy() if descending else order
+
+
+def _ignore(_result: object) -> None:
+    """A task whose result is its side effect (a warmed cache)."""
 
 
 class ColumnarTableModel(QAbstractTableModel):
@@ -208,6 +276,22 @@ class ColumnarTableModel(QAbstractTableModel):
             self._recompute()
         else:
             self.indexApplied.emit()
+        if total >= self.async_threshold:
+            # Millions of cells are millions of long-lived objects; every cyclic GC pass would
+            # walk them all (seconds, with the GIL held) while sorting allocates. Cells hold no
+            # cycles, so move everything alive now out of the collector's sight.
+            gc.freeze()
+            if self.search_columns:
+                self._warm_haystack()
+
+    def _warm_haystack(self) -> None:
+        """Build the search haystack in the background now, so the first keystroke only
+        scans it."""
+        from optout_desk.ui.tasks import run_task
+
+        indexer = self._indexer
+        run_task(self, lambda _p, _c: indexer.haystack(), on_success=_ignore,
+                 name="index for search")
 
     # --- what is shown ---------------------------------------------------------------------
 
@@ -238,6 +322,23 @@ class ColumnarTableModel(QAbstractTableModel):
 
     def row_values(self, data_row: int) -> list[Any]:
         return [_plain(col[data_row]) for col in self._columns_data]
+
+    def set_value(self, data_row: int, column_name: str, value: Any) -> None:
+        """Change one cell (small tables: a status column); the cell repaints."""
+        column = self.columns.index(column_name)
+        cells = self._columns_data[column]
+        if not isinstance(cells, list | np.ndarray):
+            cells = self._columns_data[column] = list(cells)
+        cells[data_row] = value
+        if self._index is None:
+            view_row = data_row
+        else:
+            hits = np.flatnonzero(self._index == data_row)
+            if not len(hits):
+                return
+            view_row = int(hits[0])
+        index = self.index(view_row, column)
+        self.dataChanged.emit(index, index, [Qt.ItemDataRole.DisplayRole])
 
     def header_titles(self) -> list[str]:
         return [self.headers.get(c, c) for c in self.columns]

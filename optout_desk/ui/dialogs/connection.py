@@ -1,0 +1,252 @@
+"""The Add/Edit connection dialog and the keyring-choice prompt.
+
+`ConnectionDialog.ask(parent, ...)` and `KeyringChoice.ask(parent, message)` are classmethods so
+tests can patch them instead of driving modal loops. The dialog never touches the keyring: it
+only collects what the operator typed; the page stores it in a background task.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from PySide6.QtCore import Qt, Slot
+from PySide6.QtGui import QAction, QIcon
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QStyle,
+    QVBoxLayout,
+    QWidget,
+)
+
+CUSTOM_REGION = "custom"
+
+
+@dataclass
+class ConnectionInput:
+    """What the operator entered. Empty secret values on edit mean "keep the stored one"."""
+
+    name: str
+    system: str
+    region: str
+    custom_url: str
+    secrets: dict[str, str] = field(default_factory=dict)
+    original_name: str | None = None  # set when editing
+
+
+@dataclass(frozen=True)
+class SystemChoice:
+    key: str
+    label: str
+    secret_fields: tuple[str, ...]
+    secret_labels: tuple[str, ...]
+    regions: dict[str, str]
+    default_region: str = ""
+
+
+def available_systems() -> list[SystemChoice]:
+    from optout_desk.connectors.registry import SYSTEMS
+
+    return [
+        SystemChoice(key, info.label, tuple(info.secret_fields), tuple(info.secret_labels),
+                     dict(info.regions), getattr(info, "default_region", ""))
+        for key, info in SYSTEMS.items()
+    ]
+
+
+class SecretField(QLineEdit):
+    """A masked key field with an eye toggle to show what was typed."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setEchoMode(QLineEdit.EchoMode.Password)
+        self.toggle = QAction(self)
+        self.toggle.setCheckable(True)
+        self.toggle.setToolTip("Show the key")
+        self.toggle.setIcon(self._eye_icon())
+        self.toggle.toggled.connect(self._toggled)
+        self.addAction(self.toggle, QLineEdit.ActionPosition.TrailingPosition)
+
+    def _eye_icon(self) -> QIcon:
+        icon = QIcon.fromTheme("view-reveal-symbolic")
+        if icon.isNull():
+            icon = self.style().standardIcon(QStyle.StandardPixmap.SP_FileDialogContentsView)
+        return icon
+
+    @Slot(bool)
+    def _toggled(self, shown: bool) -> None:
+        self.setEchoMode(QLineEdit.EchoMode.Normal if shown else QLineEdit.EchoMode.Password)
+        self.toggle.setToolTip("Hide the key" if shown else "Show the key")
+
+
+class ConnectionDialog(QDialog):
+    def __init__(
+        self,
+        parent: QWidget | None,
+        systems: list[SystemChoice],
+        existing: ConnectionInput | None = None,
+        keyring_note: str = "",
+    ) -> None:
+        super().__init__(parent)
+        self.systems = systems
+        self.existing = existing
+        self.setWindowTitle("Edit connection" if existing else "Add a connection")
+        self.setMinimumWidth(480)
+
+        self.name = QLineEdit()
+        self.name.setPlaceholderText("e.g. checkmarket-eu")
+        self.system = QComboBox()
+        for choice in systems:
+            self.system.addItem(choice.label, choice.key)
+        self.region = QComboBox()
+        self.custom_url = QLineEdit()
+        self.custom_url.setPlaceholderText("https://… (or http://127.0.0.1:… for the sandbox)")
+        self.secret_fields: dict[str, SecretField] = {}
+        self.form = QFormLayout()
+        self.form.addRow("Name", self.name)
+        self.form.addRow("System", self.system)
+        self.form.addRow("Region", self.region)
+        self.form.addRow("Base URL", self.custom_url)
+        self.secrets_form = QFormLayout()
+        self.note = QLabel(keyring_note)
+        self.note.setWordWrap(True)
+        self.note.setVisible(bool(keyring_note))
+        self.error = QLabel()
+        self.error.setWordWrap(True)
+        self.error.setStyleSheet("color: #c62828;")
+        self.error.hide()
+        self.buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
+        )
+        self.buttons.accepted.connect(self._accept_if_valid)
+        self.buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(self.form)
+        layout.addLayout(self.secrets_form)
+        layout.addWidget(self.note)
+        layout.addWidget(self.error)
+        layout.addWidget(self.buttons)
+
+        self.system.currentIndexChanged.connect(self._system_changed)
+        self.region.currentIndexChanged.connect(self._region_changed)
+        self._system_changed()
+        if existing is not None:
+            self.name.setText(existing.name)
+            self.name.setReadOnly(True)  # the keys are filed under the name: no renames
+            self.name.setToolTip("A connection keeps its name; add a new one to rename.")
+            self.system.setCurrentIndex(max(self.system.findData(existing.system), 0))
+            index = self.region.findData(existing.region or CUSTOM_REGION)
+            self.region.setCurrentIndex(max(index, 0))
+            self.custom_url.setText(existing.custom_url)
+            for secret in self.secret_fields.values():
+                secret.setPlaceholderText("unchanged (type to replace)")
+
+    def current_system(self) -> SystemChoice:
+        return self.systems[max(self.system.currentIndex(), 0)]
+
+    @Slot()
+    def _system_changed(self) -> None:
+        choice = self.current_system()
+        self.region.blockSignals(True)
+        self.region.clear()
+        for region, url in choice.regions.items():
+            label = "Custom URL" if region == CUSTOM_REGION else f"{region.upper()} — {url}"
+            self.region.addItem(label, region)
+        self.region.setCurrentIndex(max(self.region.findData(choice.default_region), 0))
+        self.region.blockSignals(False)
+        while self.secrets_form.rowCount():
+            self.secrets_form.removeRow(0)
+        self.secret_fields = {}
+        for field_name, label in zip(choice.secret_fields, choice.secret_labels, strict=True):
+            secret = SecretField()
+            secret.setObjectName(f"secret-{field_name}")
+            self.secret_fields[field_name] = secret
+            self.secrets_form.addRow(label, secret)
+        self._region_changed()
+
+    @Slot()
+    def _region_changed(self) -> None:
+        custom = self.region.currentData() == CUSTOM_REGION
+        self.custom_url.setEnabled(custom)
+        if not custom:
+            self.custom_url.clear()
+
+    def value(self) -> ConnectionInput:
+        return ConnectionInput(
+            name=self.name.text().strip(),
+            system=self.current_system().key,
+            region=str(self.region.currentData() or ""),
+            custom_url=self.custom_url.text().strip(),
+            secrets={k: w.text().strip() for k, w in self.secret_fields.items() if w.text()},
+            original_name=self.existing.name if self.existing else None,
+        )
+
+    def problem(self) -> str:
+        value = self.value()
+        if not value.name:
+            return "Give the connection a name."
+        if value.region == CUSTOM_REGION and not value.custom_url:
+            return "Enter the base URL, or choose a region."
+        if self.existing is None:
+            missing = [self.secrets_form.labelForField(w).text()  # type: ignore[union-attr]
+                       for w in self.secret_fields.values() if not w.text().strip()]
+            if missing:
+                return f"Enter the {' and '.join(missing)}."
+        return ""
+
+    @Slot()
+    def _accept_if_valid(self) -> None:
+        problem = self.problem()
+        self.error.setText(problem)
+        self.error.setVisible(bool(problem))
+        if not problem:
+            self.accept()
+
+    @classmethod
+    def ask(
+        cls, parent: QWidget | None, existing: ConnectionInput | None = None,
+        keyring_note: str = "",
+    ) -> ConnectionInput | None:
+        dialog = cls(parent, available_systems(), existing, keyring_note)
+        if dialog.exec() != QDialog.DialogCode.Accepted:
+            return None
+        return dialog.value()
+
+
+SESSION_ONLY = "session"
+RETRY = "retry"
+
+
+class KeyringChoice:
+    """No keyring backend, or a locked one: the operator chooses; never a plaintext file."""
+
+    @classmethod
+    def ask(cls, parent: QWidget | None, message: str, locked: bool) -> str | None:
+        box = QMessageBox(parent)
+        box.setIcon(QMessageBox.Icon.Warning)
+        box.setWindowTitle("The keys cannot be stored" if not locked else "The keyring is locked")
+        box.setText(message)
+        box.setInformativeText(
+            "Opt-out Desk never writes keys to a plain file. You can use these keys for this "
+            "session only (you will enter them again next time), or "
+            + ("unlock the keyring and retry." if locked else
+               "set up a keyring and retry.")
+        )
+        session = box.addButton("Use these keys for this session only",
+                                QMessageBox.ButtonRole.AcceptRole)
+        retry = box.addButton("Unlock and retry" if locked else "Retry",
+                              QMessageBox.ButtonRole.ActionRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setTextFormat(Qt.TextFormat.PlainText)
+        box.exec()
+        clicked = box.clickedButton()
+        if clicked is session:
+            return SESSION_ONLY
+        if clicked is retry:
+            return RETRY
+        return None
