@@ -11,6 +11,7 @@ cells are shown rather than silently ignored). A row may have several email and 
 
 from __future__ import annotations
 
+import gc
 import locale
 import os
 import re
@@ -232,6 +233,19 @@ def normalise_columns(
 
     Text goes to the normalisers as it is; number cells go to the phone normaliser as numbers
     (so Excel damage is recognised) and to the email normaliser as their displayed text."""
+    collecting = gc.isenabled()
+    gc.disable()  # millions of Identifier tuples, none garbage: see spreadsheet.read_table
+    try:
+        return _normalise_columns(table, mapping, progress, cancel)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _normalise_columns(
+    table: ImportedTable, mapping: ColumnMapping, progress: ProgressCallback,
+    cancel: CancelToken,
+) -> list[ColumnIdentifiers]:
     phone = phone_normaliser(check_region(mapping.region))
     email = normalise_email
     jobs = [(index, IdKind.EMAIL) for index in mapping.email_columns]

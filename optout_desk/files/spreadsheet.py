@@ -14,6 +14,7 @@ is the spreadsheet's column letter `column_letter(i)` for workbooks (a CSV's fir
 from __future__ import annotations
 
 import datetime
+import gc
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -107,6 +108,22 @@ def read_table(
     kind = sniff_kind(path)
     cancel.raise_if_cancelled()
     progress(Progress(0, None, "rows", f"Reading {path.name}…"))
+    # A million row lists are allocated below and none is garbage; the cyclic collector would
+    # otherwise re-scan everything alive (with an opt-out list beside, millions of objects)
+    # again and again. Reference counting still frees as usual.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _read_table(path, kind, sheet, progress, cancel)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _read_table(
+    path: Path, kind: FileKind, sheet: str | None, progress: ProgressCallback,
+    cancel: CancelToken,
+) -> ImportedTable:
     notes: list[str] = []
     extension = path.suffix.lower()
     if kind is FileKind.TEXT:
