@@ -171,10 +171,10 @@ class ConnectionsPage(QWidget):
 
     def _listed(self, listing: Listing) -> None:
         self._listing_task = None
+        selected = self.selected_name() or self.window_.last_connection()
         self.rows = listing.rows
         self.backend_state = listing.backend_state
         self._show_backend(listing.backend_state, listing.backend_message)
-        selected = self.selected_name() or self.window_.last_connection()
         self.model.set_columns({
             "Name": [r.name for r in self.rows],
             "System": [r.system_label for r in self.rows],
@@ -215,7 +215,8 @@ class ConnectionsPage(QWidget):
         rows = selection.selectedRows() if selection is not None else []
         if not rows:
             return ""
-        return self.rows[self.model.data_row(rows[0].row())].name
+        position = self.model.data_row(rows[0].row())
+        return self.rows[position].name if position < len(self.rows) else ""
 
     @Slot()
     def _selection_changed(self, *_args: Any) -> None:

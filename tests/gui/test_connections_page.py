@@ -1,0 +1,187 @@
+"""The Connections page driven like a user: add a connection to the sandbox, test it, a wrong
+key, edit, remove; no keyring backend (the choices), a locked one, and the real Secret Service.
+Modal dialogs are patched through their `ask` classmethods."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from PySide6.QtCore import Qt
+
+from optout_desk import secrets
+from optout_desk.ui.dialogs.connection import (
+    RETRY,
+    SESSION_ONLY,
+    ConnectionDialog,
+    ConnectionInput,
+    KeyringChoice,
+)
+from optout_desk.ui.pages.connections import ConnectionsPage
+
+
+@pytest.fixture
+def page(main_window: Any, qtbot: Any) -> Any:
+    page = main_window.show_page("connections")
+    qtbot.waitUntil(lambda: page._listing_task is None, timeout=15_000)
+    return page
+
+
+def answer_dialog(monkeypatch: Any, value: ConnectionInput | None) -> list[Any]:
+    asked: list[Any] = []
+
+    def ask(cls: Any, parent: Any, existing: Any = None, keyring_note: str = "") -> Any:
+        asked.append((existing, keyring_note))
+        return value
+
+    monkeypatch.setattr(ConnectionDialog, "ask", classmethod(ask))
+    return asked
+
+
+def sandbox_input(sandbox: Any, name: str = "eu-sandbox", key: str | None = None) -> Any:
+    return ConnectionInput(name=name, system="checkmarket", region="custom",
+                           custom_url=sandbox.base_url,
+                           secrets={"MASTER_KEY": sandbox.master_key, "KEY": key or sandbox.key})
+
+
+def wait_listed(page: Any, qtbot: Any, name: str) -> Any:
+    qtbot.waitUntil(lambda: any(r.name == name for r in page.rows), timeout=15_000)
+    qtbot.waitUntil(lambda: page._listing_task is None, timeout=15_000)
+    return next(r for r in page.rows if r.name == name)
+
+
+def test_add_test_and_remove_with_the_real_secret_service(
+        page: Any, qtbot: Any, sandbox: Any, monkeypatch: Any, main_window: Any,
+        real_keyring: Any) -> None:
+    assert not page.banner.isVisible()
+    answer_dialog(monkeypatch, sandbox_input(sandbox))
+    qtbot.mouseClick(page.add_button, Qt.MouseButton.LeftButton)
+    row = wait_listed(page, qtbot, "eu-sandbox")
+    assert row.keys == ("Master key: stored in Secret Service; Key: stored in Secret Service")
+    assert secrets.read_secret("eu-sandbox", "KEY") == sandbox.key
+
+    page.select("eu-sandbox")
+    qtbot.mouseClick(page.test_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: page.checks.get("eu-sandbox", "").startswith("works"),
+                    timeout=15_000)
+    assert main_window.message_bar.level == "success"
+    assert f"{len(sandbox.state.optouts()):,} opt-outs" in main_window.message_bar.text.text()
+
+    monkeypatch.setattr(ConnectionsPage, "confirm_remove", classmethod(lambda c, p, n: True))
+    qtbot.mouseClick(page.remove_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not any(r.name == "eu-sandbox" for r in page.rows), timeout=15_000)
+    assert secrets.describe_location("eu-sandbox", "KEY") == "not stored"
+
+
+def test_a_wrong_key_shows_the_platform_message(page: Any, qtbot: Any, sandbox: Any,
+                                                monkeypatch: Any, main_window: Any) -> None:
+    answer_dialog(monkeypatch, sandbox_input(sandbox, "wrong-key", key="nope"))
+    monkeypatch.setattr(KeyringChoice, "ask", classmethod(lambda c, p, m, locked: SESSION_ONLY))
+    qtbot.mouseClick(page.add_button, Qt.MouseButton.LeftButton)
+    wait_listed(page, qtbot, "wrong-key")
+    page.select("wrong-key")
+    qtbot.mouseClick(page.test_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: page.checks.get("wrong-key") == "failed", timeout=15_000)
+    assert main_window.message_bar.level == "warning"
+    assert "key" in main_window.message_bar.text.text().lower()
+    assert page.test_button.isEnabled()
+
+
+def test_no_keyring_backend_says_so_and_offers_session_only(
+        page: Any, qtbot: Any, sandbox: Any, monkeypatch: Any, main_window: Any,
+        no_keyring_backend: Any) -> None:
+    page.refresh()
+    qtbot.waitUntil(lambda: page.banner.isVisible(), timeout=15_000)
+    assert "never written to a file" in page.banner_text.text()
+    asked_dialog = answer_dialog(monkeypatch, sandbox_input(sandbox))
+    choices: list[tuple[str, bool]] = []
+
+    def choose(cls: Any, parent: Any, message: str, locked: bool) -> str:
+        choices.append((message, locked))
+        return SESSION_ONLY
+
+    monkeypatch.setattr(KeyringChoice, "ask", classmethod(choose))
+    qtbot.mouseClick(page.add_button, Qt.MouseButton.LeftButton)
+    row = wait_listed(page, qtbot, "eu-sandbox")
+    assert "session only" in asked_dialog[0][1]
+    assert len(choices) == 1 and choices[0][1] is False
+    assert row.keys == "Master key: held for this session only; Key: held for this session only"
+    page.select("eu-sandbox")
+    qtbot.mouseClick(page.test_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: page.checks.get("eu-sandbox", "").startswith("works"),
+                    timeout=15_000)
+
+
+def test_no_keyring_and_cancel_saves_nothing(page: Any, qtbot: Any, sandbox: Any,
+                                             monkeypatch: Any, main_window: Any,
+                                             no_keyring_backend: Any) -> None:
+    answer_dialog(monkeypatch, sandbox_input(sandbox))
+    asked: list[str] = []
+    monkeypatch.setattr(KeyringChoice, "ask",
+                        classmethod(lambda c, p, m, locked: asked.append(m)))
+    qtbot.mouseClick(page.add_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: bool(asked), timeout=15_000)
+    qtbot.waitUntil(lambda: main_window.message_bar.text.text() == "Nothing was saved.",
+                    timeout=15_000)
+    qtbot.waitUntil(lambda: page._listing_task is None, timeout=15_000)
+    assert page.rows == []
+    assert page.empty_label.isVisibleTo(page)
+
+
+def test_locked_keyring_offers_unlock_and_retry(page: Any, qtbot: Any, sandbox: Any,
+                                                monkeypatch: Any, locked_keyring: Any) -> None:
+    page.refresh()
+    qtbot.waitUntil(lambda: page.banner.isVisible(), timeout=30_000)
+    assert page.retry_button.text() == "Unlock and retry"
+    answer_dialog(monkeypatch, sandbox_input(sandbox))
+    answers = [RETRY, SESSION_ONLY]
+    seen: list[bool] = []
+
+    def choose(cls: Any, parent: Any, message: str, locked: bool) -> str:
+        seen.append(locked)
+        return answers.pop(0)
+
+    monkeypatch.setattr(KeyringChoice, "ask", classmethod(choose))
+    qtbot.mouseClick(page.add_button, Qt.MouseButton.LeftButton)
+    row = wait_listed(page, qtbot, "eu-sandbox")
+    assert seen == [True, True]  # retried while still locked, then chose the session
+    assert "held for this session only" in row.keys
+
+
+def test_edit_keeps_the_name_and_replaces_only_typed_keys(
+        page: Any, qtbot: Any, sandbox: Any, monkeypatch: Any, sandbox_factory: Any) -> None:
+    monkeypatch.setattr(KeyringChoice, "ask", classmethod(lambda c, p, m, locked: SESSION_ONLY))
+    answer_dialog(monkeypatch, sandbox_input(sandbox, "to-edit"))
+    qtbot.mouseClick(page.add_button, Qt.MouseButton.LeftButton)
+    wait_listed(page, qtbot, "to-edit")
+    other = sandbox_factory(records=3, seed=2)
+    asked = answer_dialog(monkeypatch, ConnectionInput(
+        name="to-edit", system="checkmarket", region="custom", custom_url=other.base_url,
+        secrets={}, original_name="to-edit"))
+    page.select("to-edit")
+    qtbot.mouseClick(page.edit_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: next(r for r in page.rows if r.name == "to-edit").base_url
+                    == other.base_url, timeout=15_000)
+    assert asked[0][0].name == "to-edit"
+    assert secrets.read_secret("to-edit", "KEY") == sandbox.key
+
+
+def test_dialog_validates_and_masks_keys(qtbot: Any) -> None:
+    from optout_desk.ui.dialogs.connection import available_systems
+
+    dialog = ConnectionDialog(None, available_systems())
+    qtbot.addWidget(dialog)
+    assert dialog.problem() == "Give the connection a name."
+    dialog.name.setText("x")
+    assert "Master key" in dialog.problem()
+    key = dialog.secret_fields["KEY"]
+    assert key.echoMode() == key.EchoMode.Password
+    key.toggle.trigger()
+    assert key.echoMode() == key.EchoMode.Normal
+    dialog.region.setCurrentIndex(dialog.region.findData("custom"))
+    for widget in dialog.secret_fields.values():
+        widget.setText("k")
+    assert dialog.problem() == "Enter the base URL, or choose a region."
+    dialog.custom_url.setText("http://127.0.0.1:1/")
+    assert dialog.problem() == ""
+    assert dialog.value().secrets == {"MASTER_KEY": "k", "KEY": "k"}
