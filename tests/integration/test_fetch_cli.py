@@ -1,0 +1,137 @@
+"""`optout-desk connection add` + `fetch` against the sandbox, as an operator runs them."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import openpyxl
+import pytest
+
+from optout_desk.cli import main
+from optout_desk.sandbox.server import Sandbox
+from optout_desk.store import cache, connections
+from optout_desk.store.db import connect
+
+
+@pytest.fixture
+def demo_connection(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A connection named 'demo' on the sandbox, keys from the environment (no terminal)."""
+    monkeypatch.setenv("OPTOUT_DESK_SECRET_DEMO_MASTER_KEY", sandbox.master_key)
+    monkeypatch.setenv("OPTOUT_DESK_SECRET_DEMO_KEY", sandbox.key)
+    assert main(["connection", "add", "demo", "--system", "checkmarket",
+                 "--base-url", sandbox.base_url]) == 0
+    return "demo"
+
+
+def cached_count(name: str) -> int:
+    db = connect()
+    try:
+        profile = connections.get(db, name)
+        assert profile.id is not None
+        return cache.sync_state(db, profile.id).count
+    finally:
+        db.close()
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_first_fetch_writes_the_complete_list(
+    sandbox: Sandbox, demo_connection: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output = tmp_path / "optouts.csv"
+    assert main(["fetch", demo_connection, "--output", str(output)]) == 0
+    expected = sandbox.state.optouts()
+    rows = read_csv(output)
+    assert len(rows) == len(expected) == cached_count("demo")
+    required = {"Email", "Phone", "DateOptOut", "ContactId", "FirstName", "LastName", "LangCode"}
+    assert required <= set(rows[0])
+    assert sorted(r["ContactId"] for r in rows) == sorted(str(o["ContactId"]) for o in expected)
+    assert sorted(r["Email"] for r in rows if r["Email"]) == sorted(
+        o["Email"] for o in expected if o.get("Email")
+    )
+    printed = capsys.readouterr().out
+    assert f"{len(expected):,} cached" in printed and "full fetch" in printed
+
+
+def test_incremental_fetch_picks_up_exactly_the_new_opt_outs(
+    sandbox: Sandbox, demo_connection: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["fetch", demo_connection]) == 0
+    before = cached_count("demo")
+    new = sandbox.state.add_optouts(7)
+    capsys.readouterr()
+    output = tmp_path / "after.jsonl"
+    assert main(["fetch", demo_connection, "--output", str(output)]) == 0
+    printed = capsys.readouterr().out
+    assert "incremental fetch" in printed and "7 new" in printed
+    assert cached_count("demo") == before + 7
+    lines = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
+    assert len(lines) == before + 7
+    ids = {line["ContactId"] for line in lines}
+    assert {o["ContactId"] for o in new} <= ids
+    # A repeat with nothing new adds nothing (the overlap window is deduplicated).
+    assert main(["fetch", demo_connection]) == 0
+    assert "0 new" in capsys.readouterr().out
+    assert cached_count("demo") == before + 7
+
+
+def test_full_fetch_and_xlsx_output(
+    sandbox: Sandbox, demo_connection: str, tmp_path: Path
+) -> None:
+    output = tmp_path / "all.xlsx"
+    assert main(["fetch", demo_connection, "--full", "--output", str(output)]) == 0
+    workbook = openpyxl.load_workbook(output, read_only=True)
+    try:
+        rows = list(workbook.worksheets[0].iter_rows(values_only=True))
+    finally:
+        workbook.close()
+    assert len(rows) - 1 == len(sandbox.state.optouts())
+
+
+def test_failed_fetch_leaves_the_cached_list_as_it_was(
+    sandbox: Sandbox, demo_connection: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["fetch", demo_connection]) == 0
+    before = cached_count("demo")
+    sandbox.state.add_optouts(5)
+    sandbox.state.inject_faults("500", 1000)
+    capsys.readouterr()
+    assert main(["fetch", demo_connection, "--full"]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("optout-desk: ") and "Traceback" not in error
+    assert cached_count("demo") == before
+
+
+def test_wrong_keys_give_a_clear_message_without_the_keys(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("OPTOUT_DESK_SECRET_BAD_MASTER_KEY", "wrong-master-key-123")
+    monkeypatch.setenv("OPTOUT_DESK_SECRET_BAD_KEY", "wrong-key-456")
+    assert main(["connection", "add", "bad", "--system", "checkmarket",
+                 "--base-url", sandbox.base_url]) == 0
+    capsys.readouterr()
+    assert main(["fetch", "bad"]) == 1
+    error = capsys.readouterr().err
+    assert "key" in error.lower()
+    assert "wrong-master-key-123" not in error and "wrong-key-456" not in error
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["fetch", "nobody"],
+        ["fetch", "demo", "--since", "last tuesday"],
+        ["fetch", "demo", "--output", "list.pdf"],
+    ],
+)
+def test_bad_input_exits_2_with_one_sentence(
+    demo_connection: str, args: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(args) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("optout-desk: ") and len(error.strip().splitlines()) == 1
