@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 # Column order used by the cache, the tables and every export of an opt-out list.
 RECORD_COLUMNS: tuple[str, ...] = (
@@ -20,9 +20,11 @@ RECORD_COLUMNS: tuple[str, ...] = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class OptOutRecord:
+class OptOutRecord(NamedTuple):
     """One opt-out. Text fields are "" when the platform did not send them.
+
+    A NamedTuple rather than a frozen dataclass: a fetch builds one per opt-out (100k+), and a
+    tuple is built several times faster; its field order is RECORD_COLUMNS' order.
 
     `date_opt_out` is kept as the ISO-8601 UTC text the platform sent (CheckMarket sends up to 7
     fractional digits, more than `datetime` holds), so nothing is lost on a round trip.
@@ -48,17 +50,7 @@ class OptOutRecord:
 
     def as_row(self) -> tuple[object, ...]:
         """Values in RECORD_COLUMNS order."""
-        return (
-            self.date_opt_out,
-            self.email,
-            self.phone,
-            self.first_name,
-            self.last_name,
-            self.lang_code,
-            self.contact_id,
-            self.survey_id,
-            self.source,
-        )
+        return tuple(self)
 
 
 _TIMESTAMP = re.compile(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -219,7 +219,7 @@ class _Rows:
         for record in self._records:
             date = record.date_opt_out
             if len(date) != _CANONICAL_LENGTH or date[-1] != "Z" or date[10] != "T":
-                record = replace(record, date_opt_out=canonical_timestamp(date))
+                record = record._replace(date_opt_out=canonical_timestamp(date))
                 date = record.date_opt_out
             if date > newest:
                 newest = date
