@@ -12,6 +12,8 @@ from pathlib import Path
 
 import platformdirs
 
+from optout_desk.core.errors import BadInputError
+
 APP_NAME = "optout-desk"
 _override: Path | None = None
 
@@ -29,7 +31,13 @@ def data_dir() -> Path:
         folder = Path(os.environ["OPTOUT_DESK_HOME"])
     else:
         folder = Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BadInputError(
+            f"The data folder {folder} cannot be used ({exc.strerror or exc}). Choose another "
+            "with --data-dir or OPTOUT_DESK_HOME."
+        ) from None
     return folder
 
 

@@ -30,3 +30,17 @@ def test_module_entry_point_runs() -> None:
     )
     assert result.returncode == 0
     assert "optout-desk" in result.stdout
+
+
+def test_unusable_data_folder_is_one_sentence_without_traceback(tmp_path: object) -> None:
+    from pathlib import Path
+
+    blocker = Path(str(tmp_path)) / "not-a-folder"
+    blocker.write_text("x")
+    result = subprocess.run(
+        [sys.executable, "-m", "optout_desk", "--data-dir", str(blocker), "connection", "list"],
+        capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 2
+    assert "cannot be used" in result.stderr and "--data-dir" in result.stderr
+    assert "Traceback" not in result.stderr
