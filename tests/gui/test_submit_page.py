@@ -1,0 +1,127 @@
+"""The Submit page driven like a user: bucket in, preview, send, cancel, resume, receipt."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PySide6.QtCore import Qt
+
+from optout_desk.core.identifiers import normalise_email
+from optout_desk.core.plan import PlanInput
+from optout_desk.sandbox.server import Sandbox
+from optout_desk.store import connections
+from optout_desk.store.connections import ConnectionProfile
+from optout_desk.store.db import connect
+from tests.fixtures.sandbox import SandboxFactory
+
+
+@pytest.fixture(autouse=True)
+def _database_migrated(isolated_home: Path) -> None:
+    """Migrate before the window's pages open the database from several threads at once
+    (store.db.migrate is not safe against a concurrent first open)."""
+    connect().close()
+
+def add_demo(box: Sandbox, monkeypatch: pytest.MonkeyPatch, batch_size: int = 3) -> None:
+    monkeypatch.setenv("OPTOUT_DESK_SECRET_DEMO_MASTER_KEY", box.master_key)
+    monkeypatch.setenv("OPTOUT_DESK_SECRET_DEMO_KEY", box.key)
+    db = connect()
+    connections.add(db, ConnectionProfile("demo", "checkmarket", box.base_url, "eu",
+                                          settings={"batch_size": batch_size}))
+    db.close()
+
+
+def bucket(n: int) -> list[PlanInput]:
+    return [PlanInput(normalise_email(f"gui{i}@example.com"), "crm.xlsx", i + 2)
+            for i in range(n)]
+
+
+def test_bucket_preview_send_and_receipt(
+    qtbot: Any, main_window: Any, sandbox_factory: SandboxFactory,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    box = sandbox_factory(records=10)
+    add_demo(box, monkeypatch)
+    main_window.send_to_submit(bucket(7), "Reconcile: To submit")
+    page = main_window.current_page()
+    assert "7 identifiers from Reconcile: To submit" in page.source_label.text()
+    page.connection.setCurrentText("demo")
+    qtbot.mouseClick(page.plan_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: page.preview is not None and page.preview.isVisible(), timeout=10_000)
+    assert page.preview.confirm_button.text() == "Submit 7 opt-outs to demo (EU)"
+    assert box.state.submitted == []  # nothing before confirmation
+    qtbot.mouseClick(page.preview.confirm_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: page.outcome is not None, timeout=20_000)
+    assert page.outcome.status == "completed" and page.outcome.submitted == 7
+    assert [v for b in box.state.submitted for v in b["EmailAddresses"]] == [
+        f"gui{i}@example.com" for i in range(7)]
+    assert "3 of 3 batches acknowledged" in page.outcome_label.text()
+    assert page.progress.value() == 3
+    receipt = tmp_path / "receipt.csv"
+    page.export_receipt(receipt)
+    qtbot.waitUntil(receipt.exists, timeout=10_000)
+    assert receipt.read_text(encoding="utf-8-sig").count("submitted") == 7
+
+
+def test_cancel_then_resume_from_the_unfinished_dialog(
+    qtbot: Any, main_window: Any, sandbox_factory: SandboxFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    box = sandbox_factory(records=10, latency_ms=80)
+    add_demo(box, monkeypatch, batch_size=2)
+    page = main_window.show_page("submit")
+    page.refresh_connections()
+    page.connection.setCurrentText("demo")
+    page.paste.setPlainText("\n".join(f"p{i}@example.com" for i in range(20)))
+    qtbot.mouseClick(page.plan_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: page.preview is not None and page.preview.isVisible(), timeout=10_000)
+    qtbot.mouseClick(page.preview.confirm_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: page.progress.value() >= 1, timeout=10_000)
+    qtbot.mouseClick(page.cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: page.outcome is not None, timeout=20_000)
+    assert page.outcome.cancelled and page.outcome.remaining > 0
+    sent_before = len(box.state.submitted)
+    assert sent_before == page.outcome.acknowledged < 10
+    assert page.offer_unfinished() is True
+    dialog = page.resume_dialog
+    assert "Plan 1" in dialog.list.item(0).text()
+    page.outcome = None
+    box.state.set_latency(0)
+    qtbot.mouseClick(dialog.resume_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: page.outcome is not None, timeout=20_000)
+    assert page.outcome.status == "completed" and page.outcome.resent_after_interruption == 0
+    assert len(box.state.submitted) == 10
+
+
+def test_refused_key_shows_why_and_discard(
+    qtbot: Any, main_window: Any, sandbox_factory: SandboxFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    box = sandbox_factory(records=10)
+    box.state.add_key(box.master_key, "reader", {"contacts:read"})
+    add_demo(box, monkeypatch)
+    monkeypatch.setenv("OPTOUT_DESK_SECRET_DEMO_KEY", "reader")
+    main_window.send_to_submit(bucket(4), "test")
+    page = main_window.current_page()
+    page.connection.setCurrentText("demo")
+    qtbot.mouseClick(page.plan_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: page.preview is not None and page.preview.isVisible(), timeout=10_000)
+    qtbot.mouseClick(page.preview.confirm_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: page.outcome is not None, timeout=20_000)
+    shown = page.outcome_label.text()
+    assert "refused" in shown and "Contacts (write)" in shown
+    assert page.retry_button.isEnabled()
+    assert page.offer_unfinished() is True
+    qtbot.mouseClick(page.resume_dialog.discard_button, Qt.MouseButton.LeftButton)
+    from optout_desk.workflows.submit import find_unfinished
+
+    assert find_unfinished() == []
+    assert box.state.submitted == []
+
+
+def test_nothing_to_plan_is_explained(qtbot: Any, main_window: Any) -> None:
+    page = main_window.show_page("submit")
+    qtbot.mouseClick(page.plan_button, Qt.MouseButton.LeftButton)
+    assert page.preview is None
+    assert page.offer_unfinished() is False
