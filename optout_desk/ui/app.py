@@ -105,6 +105,8 @@ def run_app(demo: bool, crash_dialog: bool) -> int:
     window, controller = build_window(demo)
     window.restore_last_page()
     window.show()
+    # Startup hook ([SUB]): unfinished submissions are offered for Resume / Review / Discard.
+    QTimer.singleShot(0, lambda: offer_unfinished_submissions(window))
     if controller is not None:
         QTimer.singleShot(0, controller.start)
     log.info("app started (demo=%s)", demo)
@@ -120,3 +122,20 @@ def run_app(demo: bool, crash_dialog: bool) -> int:
         crash_handler.uninstall()
     log.info("app quit (code %s)", code)
     return int(code)
+
+
+def offer_unfinished_submissions(window: MainWindow) -> None:
+    """If a submission was interrupted (crash, closed laptop, failed batch), open the Submit
+    page with the Resume / Review / Discard dialog. Quiet when there is none."""
+    from optout_desk.workflows.submit import find_unfinished
+
+    try:
+        if not find_unfinished():
+            return
+    except Exception:  # the check must never keep the app from starting
+        log.exception("could not look for unfinished submissions")
+        return
+    page = window.show_page("submit")
+    offer = getattr(page, "offer_unfinished", None)
+    if offer is not None:
+        offer()

@@ -125,3 +125,22 @@ def test_nothing_to_plan_is_explained(qtbot: Any, main_window: Any) -> None:
     qtbot.mouseClick(page.plan_button, Qt.MouseButton.LeftButton)
     assert page.preview is None
     assert page.offer_unfinished() is False
+
+
+def test_startup_offers_unfinished_plans(qtbot: Any, main_window: Any) -> None:
+    from optout_desk.core.plan import Destination, build_plan
+    from optout_desk.store import journal
+    from optout_desk.ui.app import offer_unfinished_submissions
+
+    offer_unfinished_submissions(main_window)  # nothing unfinished: stays quiet
+    assert main_window.current_key != "submit" or not hasattr(
+        main_window.current_page(), "resume_dialog")
+    db = connect()
+    journal.save_plan(db, build_plan(bucket(2), destination=Destination(
+        "demo", "checkmarket", "h", "eu"), batch_size=5))
+    db.close()
+    offer_unfinished_submissions(main_window)
+    page = main_window.current_page()
+    qtbot.waitUntil(lambda: page.resume_dialog.isVisible(), timeout=5_000)
+    assert "demo (EU)" in page.resume_dialog.list.item(0).text()
+    page.resume_dialog.reject()
