@@ -110,7 +110,7 @@ MIGRATIONS: list[str] = [
         row_number  INTEGER,
         outcome     TEXT,                      -- left-out reason; NULL = the batch's state says
         message     TEXT NOT NULL DEFAULT '',
-        confirmed   INTEGER,                   -- NULL not verified, 1 seen on the platform, 0 not yet
+        confirmed   INTEGER,                   -- NULL unverified, 1 seen on the platform, 0 not yet
         PRIMARY KEY (plan_id, position)
     ) WITHOUT ROWID;
     CREATE INDEX items_by_batch ON items (plan_id, seq);
