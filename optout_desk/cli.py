@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "submit",
     "history",
     "connection",
+    "reconcile",
 )
 
 

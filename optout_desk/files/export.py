@@ -30,6 +30,7 @@ import xlsxwriter
 from xlsxwriter.worksheet import Worksheet
 
 from optout_desk.core.errors import BadInputError
+from optout_desk.core.identifiers import cell_text
 from optout_desk.core.progress import NEVER_CANCELLED, CancelToken, Progress, ProgressCallback
 from optout_desk.core.progress import no_progress as _no_progress
 
@@ -59,7 +60,7 @@ def cell_for_text_file(value: object) -> str:
     if kind is str:
         return neutralise(value)  # type: ignore[arg-type]
     if kind is int or kind is float:
-        return repr(value) if kind is float else str(value)
+        return cell_text(value)  # as Excel shows it: 32470123456.0 -> "32470123456"
     if kind is bool:
         return "TRUE" if value else "FALSE"
     if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
@@ -332,3 +333,61 @@ def export_rows(
                 )
     report(written)
     return written
+
+
+# ---------------------------------------------------------------- multi-sheet workbooks
+
+
+@dataclass
+class SheetSpec:
+    """One sheet of a workbook: a name, headers and rows (any iterable, streamed)."""
+
+    name: str
+    headers: Sequence[str]
+    rows: Iterable[Sequence[object]]
+
+
+def write_workbook(
+    path: Path,
+    sheets: Sequence[SheetSpec],
+    *,
+    progress: ProgressCallback = no_progress,
+    cancel: CancelToken = NEVER_CANCELLED,
+) -> dict[str, int]:
+    """Write several tables as sheets of one xlsx, atomically; returns rows written per sheet."""
+    path = Path(path)
+    if check_suffix(path) != ".xlsx":
+        raise BadInputError(f"Cannot write {path.name} as a workbook: use a .xlsx name.")
+    counts: dict[str, int] = {}
+    total = 0
+
+    with atomic_path(path) as temp:
+        workbook, styles = new_workbook(temp)
+        try:
+            for spec in sheets:
+                base = total
+
+                def report(done: int, base: int = base) -> None:
+                    progress(Progress(base + done, None, "rows", f"Writing {path.name}…"))
+
+                counts[spec.name] = write_sheet(
+                    workbook, styles, spec.name, spec.headers, spec.rows,
+                    progress=report, cancel=cancel,
+                )
+                total += counts[spec.name]
+        finally:
+            workbook.close()
+    return counts
+
+
+def write_jsonl(
+    path: Path,
+    objects: Iterable[dict[str, object]],
+    *,
+    cancel: CancelToken = NEVER_CANCELLED,
+) -> int:
+    """One JSON object per line (UTF-8), atomically; returns the number of lines."""
+    with atomic_path(Path(path)) as temp, open(
+        temp, "w", encoding="utf-8", newline="\n"
+    ) as handle:
+        return write_jsonl_objects(handle, objects, cancel=cancel)

@@ -1,0 +1,79 @@
+"""`optout-desk reconcile SPREADSHEET --against CONNECTION|FILE --output FILE`.
+
+Compares a spreadsheet with a connection's cached opt-out list (account-wide) or another file,
+writes the buckets (.xlsx workbook, .csv, or .jsonl for automation) and prints the counts.
+With --scrub the output is the spreadsheet minus every row on the opt-out list.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "reconcile",
+        help="compare a spreadsheet with a connection's opt-outs or another file",
+        description="Sort every row of SPREADSHEET into to submit / already in sync / invalid / "
+        "duplicates, and list the opt-outs missing from it, comparing with a connection's "
+        "cached account-wide opt-out list (fetch it first) or another spreadsheet or CSV.",
+    )
+    parser.add_argument("spreadsheet", type=Path, metavar="SPREADSHEET",
+                        help="the spreadsheet (.xlsx, .xls, .ods, .csv …)")
+    parser.add_argument("--against", required=True, metavar="CONNECTION|FILE",
+                        help="a connection name, else the path of a spreadsheet or CSV export")
+    parser.add_argument("--sheet", metavar="NAME", help="the worksheet to read")
+    parser.add_argument("--email-column", action="append", default=[], metavar="C",
+                        help="a column holding emails (header, letter or number); repeatable")
+    parser.add_argument("--phone-column", action="append", default=[], metavar="C",
+                        help="a column holding phones (header, letter or number); repeatable")
+    parser.add_argument("--region", metavar="CC",
+                        help="default country for phones without +CC (default: system locale)")
+    parser.add_argument("--scrub", action="store_true",
+                        help="write the spreadsheet minus every opted-out row (a clean send list)")
+    parser.add_argument("--csv-per-bucket", action="store_true",
+                        help="with a .csv output, also write one CSV per bucket beside it")
+    parser.add_argument("--output", "-o", required=True, type=Path, metavar="FILE",
+                        help="where to write the result: .xlsx, .csv or .jsonl")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from optout_desk.commands._terminal import out, progress_bar
+    from optout_desk.core.errors import BadInputError
+    from optout_desk.core.reconcile import BUCKET_LABELS
+    from optout_desk.files.export import check_suffix
+    from optout_desk.workflows.reconcile import run_reconcile, write_result
+
+    check_suffix(args.output)
+    if not args.spreadsheet.is_file():
+        raise BadInputError(f"There is no file {args.spreadsheet}.")
+    with progress_bar(f"Reconciling {args.spreadsheet.name}") as report:
+        run = run_reconcile(
+            args.spreadsheet, args.against, sheet=args.sheet, region=args.region,
+            email_columns=args.email_column, phone_columns=args.phone_column, progress=report,
+        )
+    chosen = "given" if args.email_column or args.phone_column else "detected"
+    emails = ", ".join(run.labels_of(run.mapping.email_columns)) or "none"
+    phones = ", ".join(run.labels_of(run.mapping.phone_columns)) or "none"
+    out.print(f"Email columns ({chosen}): {emails} · phone columns ({chosen}): {phones} · "
+              f"region {run.mapping.region}")
+    out.print(f"Compared {run.result.row_count:,} rows with {run.other.description} "
+              f"({run.result.other_count:,} records)")
+    for bucket, count in run.result.counts().items():
+        out.print(f"  {BUCKET_LABELS[bucket]:<18} {count:>10,}")
+    if run.suggestions:
+        out.print(f"  {'Suggestions':<18} {len(run.suggestions):>10,}  (possible matches to "
+                  "review; not applied)")
+    with progress_bar(f"Writing {args.output.name}") as report:
+        written = write_result(run, args.output, scrub=args.scrub,
+                               csv_per_bucket=args.csv_per_bucket, progress=report)
+    if args.scrub:
+        kept = len(run.result.scrubbed_rows())
+        out.print(f"Send list: {kept:,} of {run.result.row_count:,} rows kept "
+                  f"({run.result.row_count - kept:,} opted out removed)")
+    for path in written:
+        out.print(f"Wrote {path}")
+    return 0

@@ -1,0 +1,557 @@
+"""The reconcile job: a spreadsheet against a connection's cached opt-outs or another file.
+
+`run_reconcile` reads and normalises the spreadsheet (files/), loads the other list, sorts every
+row into a bucket (core/reconcile), looks for near-match suggestions and records the run in the
+history. `write_result` writes the outcome as a workbook, CSV files or JSON lines.
+
+Against a connection the ACCOUNT-WIDE cached list (scope "") is used: it is the list CheckMarket's
+POST 3/contacts/optouts adds to, so "to submit" means "not yet opted out account-wide". A
+survey's list can be chosen with `scope=`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from optout_desk.core.errors import BadInputError, Cancelled, DeskError
+from optout_desk.core.identifiers import Identifier, IdKind, normalise_email, phone_normaliser
+from optout_desk.core.plan import PlanInput
+from optout_desk.core.progress import (
+    NEVER_CANCELLED,
+    CancelToken,
+    Progress,
+    ProgressCallback,
+    no_progress,
+)
+from optout_desk.core.reconcile import (
+    BUCKET_LABELS,
+    BUCKET_ORDER,
+    ROW_BUCKETS,
+    Bucket,
+    IdentifierColumn,
+    Reconciliation,
+    Suggestion,
+    explain_missing,
+    explain_row,
+    matched_identifier,
+    reconcile,
+    suggest_near_matches,
+)
+from optout_desk.core.records import RECORD_COLUMNS
+from optout_desk.files import export
+from optout_desk.files.mapping import (
+    ColumnMapping,
+    check_region,
+    default_region,
+    detect_columns,
+    normalise_columns,
+    resolve_column,
+)
+from optout_desk.files.spreadsheet import ImportedTable, column_letter, read_table
+from optout_desk.store import cache, connections, history
+from optout_desk.store.db import connect
+
+log = logging.getLogger(__name__)
+
+STATUS_HEADERS = ("Sheet row", "Status", "Reason")
+OWASP_NOTE = (
+    "Cells starting with = + - @ tab or CR are written with a leading ' so that no cell can run "
+    "as a formula (OWASP CSV injection); E.164 phones therefore read '+32470123456."
+)
+RULES_NOTE = (
+    "Rows match on normalised keys: email trimmed, Unicode NFC, lower-case, IDNA domain; phone "
+    "in E.164 in the region shown. A row matches when any of its identifiers matches. "
+    "Near-matches (Gmail dots, +tags, domain typos, stray spaces) are suggestions only."
+)
+
+
+@dataclass
+class OtherList:
+    """The list the spreadsheet is compared with: a connection's opt-outs or another file."""
+
+    kind: str  # "connection" | "file"
+    name: str  # the connection's name, or the file's name
+    headers: list[str]
+    rows: Sequence[Sequence[object]]  # display values, one per record
+    columns: list[IdentifierColumn]
+    labels: list[str]
+    row_numbers: list[int] | None = None  # a file's spreadsheet row numbers
+    scope: str | None = None
+    synced_at: str | None = None
+    sha256: str | None = None
+    sheet: str | None = None
+
+    @property
+    def description(self) -> str:
+        if self.kind == "connection":
+            what = f"survey {self.scope}" if self.scope else "account-wide list"
+            when = f", synced {self.synced_at}" if self.synced_at else ""
+            return f"connection {self.name} ({what}{when})"
+        return f"file {self.name}" + (f", sheet {self.sheet}" if self.sheet else "")
+
+    @property
+    def short_name(self) -> str:
+        return f"{self.name}'s opt-out list" if self.kind == "connection" else self.name
+
+
+@dataclass
+class ReconcileRun:
+    table: ImportedTable
+    mapping: ColumnMapping
+    columns: list[IdentifierColumn]
+    labels: list[str]
+    other: OtherList
+    result: Reconciliation
+    suggestions: list[Suggestion] = field(default_factory=list)
+    history_id: int | None = None
+
+    # -- counts and rows
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {bucket.value: count for bucket, count in self.result.counts().items()}
+
+    def rows_in(self, bucket: Bucket) -> list[int]:
+        return self.result.rows_in(bucket)
+
+    def row_number(self, row: int) -> int:
+        return self.table.row_numbers[row]
+
+    def explain(self, row: int) -> str:
+        return explain_row(
+            self.result, row, self.columns, self.labels, self.other.columns,
+            self.table.row_numbers, self.other.short_name,
+        )
+
+    def explain_missing(self, index: int) -> str:
+        return explain_missing(index, self.other.columns, self.other.labels)
+
+    def matched_on(self, row: int) -> dict[str, str] | None:
+        found = matched_identifier(self.result, row, self.columns)
+        if found is None:
+            return None
+        column, identifier = found
+        return {
+            "column": self.labels[column], "kind": identifier.kind.value,
+            "value": identifier.original, "key": identifier.key or "", "rule": identifier.rule,
+        }
+
+    def to_submit_inputs(self) -> list[PlanInput]:
+        """Every usable identifier of the rows to submit, with where it came from."""
+        source = self.table.source.name
+        inputs: list[PlanInput] = []
+        for row in self.result.rows_in(Bucket.TO_SUBMIT):
+            number = self.table.row_numbers[row]
+            for column in self.columns:
+                identifier = column[row]
+                if identifier is not None and identifier.key is not None:
+                    inputs.append(PlanInput(identifier, source, number))
+        return inputs
+
+    # -- tables for display and export
+
+    def bucket_headers(self, bucket: Bucket) -> list[str]:
+        if bucket is Bucket.MISSING_FROM_CRM:
+            return [*self.other.headers, *STATUS_HEADERS]
+        return [*self.table.headers, *STATUS_HEADERS]
+
+    def bucket_rows(self, bucket: Bucket) -> Iterator[list[object]]:
+        """Original columns, then the sheet row number, the status and the reason."""
+        label = BUCKET_LABELS[bucket]
+        if bucket is Bucket.MISSING_FROM_CRM:
+            numbers = self.other.row_numbers
+            for index in self.result.missing:
+                yield [
+                    *self.other.rows[index],
+                    numbers[index] if numbers is not None else None,
+                    label,
+                    self.explain_missing(index),
+                ]
+            return
+        rows, numbers = self.table.rows, self.table.row_numbers
+        for row in self.result.rows_in(bucket):
+            yield [*rows[row], numbers[row], label, self.explain(row)]
+
+    def scrubbed(self) -> Iterator[list[object]]:
+        rows = self.table.rows
+        for row in self.result.scrubbed_rows():
+            yield list(rows[row])
+
+    def summary(self) -> list[tuple[str, object]]:
+        table, mapping = self.table, self.mapping
+        items: list[tuple[str, object]] = [
+            ("Source file", table.source.name),
+            ("Source SHA-256", table.sha256),
+            ("Sheet", table.sheet or "(text file)"),
+            ("Header row", table.header_row_number),
+            ("Email columns", ", ".join(self.labels_of(mapping.email_columns)) or "(none)"),
+            ("Phone columns", ", ".join(self.labels_of(mapping.phone_columns)) or "(none)"),
+            ("Phone region", mapping.region),
+            ("Compared with", self.other.description),
+        ]
+        if self.other.kind == "connection":
+            items.append(("Connection", self.other.name))
+            items.append(("List", "account-wide" if not self.other.scope
+                          else f"survey {self.other.scope}"))
+            items.append(("Synced at (UTC)", self.other.synced_at or "never"))
+        else:
+            items.append(("Other file SHA-256", self.other.sha256 or ""))
+        items.append(("Rows in the spreadsheet", self.result.row_count))
+        items.append(("Records on the other list", self.result.other_count))
+        for bucket, count in self.result.counts().items():
+            items.append((BUCKET_LABELS[bucket], count))
+        if self.result.collapsed_missing:
+            items.append(("Repeated records collapsed", self.result.collapsed_missing))
+        items.append(("Near-match suggestions", len(self.suggestions)))
+        items.append(("Rules", RULES_NOTE))
+        items.append(("Formula safety", OWASP_NOTE))
+        items.extend(("Import note", note) for note in table.notes)
+        return items
+
+    def labels_of(self, indexes: Sequence[int]) -> list[str]:
+        return [self.table.column_label(index) for index in indexes]
+
+    def suggestion_rows(self) -> Iterator[list[object]]:
+        for suggestion in self.suggestions:
+            yield [
+                self.table.row_numbers[suggestion.row], self.labels[suggestion.column],
+                suggestion.value, suggestion.other_value, "; ".join(suggestion.reasons),
+            ]
+
+    def jsonl_objects(self) -> Iterator[dict[str, object]]:
+        """One object per spreadsheet row (spreadsheet order), then one per missing record."""
+        result, numbers = self.result, self.table.row_numbers
+        for row in range(result.row_count):
+            bucket = result.bucket_of(row)
+            obj: dict[str, object] = {
+                "row": numbers[row],
+                "bucket": bucket.value,
+                "matched_on": self.matched_on(row),
+                "reason": self.explain(row),
+                "identifiers": _identifiers(self.columns, self.labels, row),
+            }
+            if bucket is Bucket.DUPLICATE:
+                obj["duplicate_of"] = numbers[result.duplicate_of[row][0]]
+            yield obj
+        for index in result.missing:
+            missing: dict[str, object] = {
+                "row": None,
+                "bucket": Bucket.MISSING_FROM_CRM.value,
+                "matched_on": None,
+                "reason": self.explain_missing(index),
+                "identifiers": _identifiers(self.other.columns, self.other.labels, index),
+                "record": dict(zip(self.other.headers, map(export.json_value,
+                                                           self.other.rows[index]),
+                                   strict=False)),
+            }
+            if self.other.row_numbers is not None:
+                missing["source_row"] = self.other.row_numbers[index]
+            yield missing
+
+
+def _identifiers(
+    columns: Sequence[IdentifierColumn], labels: Sequence[str], row: int
+) -> list[dict[str, str | None]]:
+    found = []
+    for label, column in zip(labels, columns, strict=True):
+        identifier = column[row]
+        if identifier is not None:
+            found.append({"column": label, "kind": identifier.kind.value,
+                          "value": identifier.original, "key": identifier.key,
+                          "problem": identifier.problem})
+    return found
+
+
+# ---------------------------------------------------------------- running
+
+
+def run_reconcile(
+    spreadsheet: Path,
+    against: str,
+    *,
+    sheet: str | None = None,
+    mapping: ColumnMapping | None = None,
+    region: str | None = None,
+    email_columns: Sequence[str] = (),
+    phone_columns: Sequence[str] = (),
+    scope: str = "",
+    progress: ProgressCallback = no_progress,
+    cancel: CancelToken = NEVER_CANCELLED,
+) -> ReconcileRun:
+    """Compare `spreadsheet` with `against` (a connection name, else a file path).
+
+    The columns come from `mapping`, else from `email_columns`/`phone_columns` (header names,
+    letters or numbers), else they are detected by content. `region` is the phone region
+    (default: the system locale's)."""
+    spreadsheet = Path(spreadsheet)
+    table: ImportedTable | None = None
+    try:
+        table = read_table(spreadsheet, sheet=sheet, progress=progress, cancel=cancel)
+        if mapping is None and (email_columns or phone_columns):
+            mapping = ColumnMapping(
+                [resolve_column(table, spec) for spec in email_columns],
+                [resolve_column(table, spec) for spec in phone_columns],
+                check_region(region or default_region()),
+            )
+        elif mapping is None:
+            mapping = detect_columns(table, region)
+        check_mapping(table, mapping)
+        columns, labels = normalise(table, mapping, progress, cancel)
+        cancel.raise_if_cancelled()
+        other = load_other(against, mapping.region, spreadsheet, progress, cancel, scope)
+        cancel.raise_if_cancelled()
+        progress(Progress(0, None, "rows", "Comparing…"))
+        result = reconcile(columns, other.columns)
+        cancel.raise_if_cancelled()
+        progress(Progress(0, None, "rows", "Looking for near-matches…"))
+        suggestions = suggest_near_matches(result, columns, other.columns)
+        run = ReconcileRun(table, mapping, columns, labels, other, result, suggestions)
+    except Cancelled:
+        _record_failure(spreadsheet, table, against, "cancelled", "Cancelled by the user.")
+        raise
+    except DeskError as exc:
+        _record_failure(spreadsheet, table, against, "failed", exc.message)
+        raise
+    run.history_id = _record(run)
+    log.info("reconcile done: %s", run.counts)
+    return run
+
+
+def check_mapping(table: ImportedTable, mapping: ColumnMapping) -> None:
+    columns = [*mapping.email_columns, *mapping.phone_columns]
+    if not columns:
+        raise BadInputError(
+            f"No email or phone column was found in {table.source.name}; name the columns "
+            "with --email-column / --phone-column (or pick them in the mapping dialog)."
+        )
+    for index in columns:
+        if not 0 <= index < table.column_count:
+            raise BadInputError(
+                f"Column {column_letter(index)} does not exist in {table.source.name}."
+            )
+
+
+def normalise(
+    table: ImportedTable, mapping: ColumnMapping, progress: ProgressCallback,
+    cancel: CancelToken,
+) -> tuple[list[IdentifierColumn], list[str]]:
+    normalised = normalise_columns(table, mapping, progress=progress, cancel=cancel)
+    columns: list[IdentifierColumn] = [item.identifiers for item in normalised]
+    labels = [table.column_label(item.column) for item in normalised]
+    return columns, labels
+
+
+def load_other(
+    against: str, region: str, spreadsheet: Path, progress: ProgressCallback,
+    cancel: CancelToken, scope: str = "",
+) -> OtherList:
+    """A connection's cached list when `against` names one, else a file; else BadInputError."""
+    db = connect()
+    try:
+        is_connection = connections.exists(db, against)
+        if is_connection:
+            progress(Progress(0, None, "records", f"Loading {against}'s opt-outs…"))
+            return _connection_list(db, against, region, scope)
+    finally:
+        db.close()
+    path = Path(against).expanduser()
+    if path.is_file():
+        if path.resolve() == spreadsheet.resolve():
+            raise BadInputError("The spreadsheet cannot be compared with itself.")
+        return _file_list(path, region, progress, cancel)
+    raise BadInputError(
+        f"'{against}' is neither a connection nor a file; give a connection name (see the "
+        "Connections page or `optout-desk fetch`) or the path of a spreadsheet or CSV export."
+    )
+
+
+def _connection_list(db: object, name: str, region: str, scope: str) -> OtherList:
+    import sqlite3
+
+    assert isinstance(db, sqlite3.Connection)
+    profile = connections.get(db, name)
+    assert profile.id is not None
+    state = cache.sync_state(db, profile.id, scope)
+    if state.last_synced_at is None:
+        what = f"survey {scope}'s list" if scope else "its opt-out list"
+        raise BadInputError(
+            f"Connection {name} has not fetched {what} yet; fetch it first "
+            f"(`optout-desk fetch {name}`) and reconcile again."
+        )
+    data = cache.load_columns(db, profile.id, scope)
+    phone = phone_normaliser(region)
+    emails: IdentifierColumn = [
+        normalise_email(value) if value else None for value in data["Email"]
+    ]
+    phones: IdentifierColumn = [phone(value) if value else None for value in data["Phone"]]
+    rows = list(zip(*(data[name] for name in RECORD_COLUMNS), strict=True))
+    return OtherList(
+        kind="connection", name=name, headers=list(RECORD_COLUMNS), rows=rows,
+        columns=[emails, phones], labels=["Email", "Phone"], scope=scope,
+        synced_at=state.last_synced_at,
+    )
+
+
+def _file_list(
+    path: Path, region: str, progress: ProgressCallback, cancel: CancelToken
+) -> OtherList:
+    table = read_table(path, progress=progress, cancel=cancel)
+    mapping = detect_columns(table, region)
+    if not mapping.email_columns and not mapping.phone_columns:
+        raise BadInputError(
+            f"No email or phone column was found in {path.name}, the list to compare with."
+        )
+    columns, labels = normalise(table, mapping, progress, cancel)
+    return OtherList(
+        kind="file", name=path.name, headers=list(table.headers), rows=table.rows,
+        columns=columns, labels=labels, row_numbers=table.row_numbers, sha256=table.sha256,
+        sheet=table.sheet,
+    )
+
+
+def _record(run: ReconcileRun) -> int | None:
+    db = connect()
+    try:
+        return history.record_run(
+            db, kind="reconcile",
+            connection=run.other.name if run.other.kind == "connection" else None,
+            source_file=run.table.source.name, source_sha256=run.table.sha256,
+            counts=run.counts, outcome="ok",
+            message=f"compared with {run.other.description}",
+        )
+    finally:
+        db.close()
+
+
+def _record_failure(
+    spreadsheet: Path, table: ImportedTable | None, against: str, outcome: str, message: str
+) -> None:
+    try:
+        db = connect()
+    except DeskError:
+        return
+    try:
+        history.record_run(
+            db, kind="reconcile", connection=None, source_file=spreadsheet.name,
+            source_sha256=table.sha256 if table is not None else None, counts={},
+            outcome=outcome, message=f"against {Path(against).name}: {message}",
+        )
+    finally:
+        db.close()
+
+
+# ---------------------------------------------------------------- writing
+
+
+def write_result(
+    run: ReconcileRun,
+    path: Path,
+    *,
+    scrub: bool = False,
+    csv_per_bucket: bool = False,
+    progress: ProgressCallback = no_progress,
+    cancel: CancelToken = NEVER_CANCELLED,
+) -> list[Path]:
+    """Write the result by suffix; returns every file written.
+
+    .xlsx: Summary, then one sheet per bucket (and Suggestions) — or, with scrub, the send
+    list then Summary. .csv: every spreadsheet row with status and reason, then the missing
+    records (scrub: the send list only); with csv_per_bucket also `<stem>-<bucket>.csv` per
+    bucket. .jsonl: one object per row (see ReconcileRun.jsonl_objects; scrub: kept rows).
+    """
+    path = Path(path)
+    suffix = export.check_suffix(path)
+    headers = list(run.table.headers)
+    if suffix == ".xlsx":
+        sheets: list[export.SheetSpec] = []
+        summary = export.SheetSpec("Summary", ["Item", "Value"], run.summary())
+        if scrub:
+            sheets = [export.SheetSpec("Send list", headers, run.scrubbed()), summary]
+        else:
+            sheets = [summary]
+            sheets += [
+                export.SheetSpec(BUCKET_LABELS[bucket], run.bucket_headers(bucket),
+                                 run.bucket_rows(bucket))
+                for bucket in BUCKET_ORDER
+            ]
+            if run.suggestions:
+                sheets.append(export.SheetSpec(
+                    "Suggestions",
+                    ["Sheet row", "Column", "Value", "Possible opt-out", "Why"],
+                    run.suggestion_rows(),
+                ))
+        export.write_workbook(path, sheets, progress=progress, cancel=cancel)
+        return [path]
+    if suffix == ".csv":
+        written = [path]
+        if scrub:
+            export.export_rows(path, headers, run.scrubbed(), progress=progress, cancel=cancel)
+            return written
+        export.export_rows(path, _combined_headers(run), _combined_rows(run),
+                           progress=progress, cancel=cancel)
+        if csv_per_bucket:
+            for bucket in BUCKET_ORDER:
+                target = path.with_name(f"{path.stem}-{bucket.value}.csv")
+                export.export_rows(target, run.bucket_headers(bucket), run.bucket_rows(bucket),
+                                   cancel=cancel)
+                written.append(target)
+        return written
+    if scrub:
+        numbers = run.table.row_numbers
+        objects = (
+            {"row": numbers[row], "values": dict(zip(headers, map(export.json_value,
+                                                                  run.table.rows[row]),
+                                                     strict=False))}
+            for row in run.result.scrubbed_rows()
+        )
+        export.write_jsonl(path, objects, cancel=cancel)
+    else:
+        export.write_jsonl(path, run.jsonl_objects(), cancel=cancel)
+    return [path]
+
+
+def _combined_headers(run: ReconcileRun) -> list[str]:
+    return [*run.table.headers, *STATUS_HEADERS]
+
+
+def _combined_rows(run: ReconcileRun) -> Iterator[list[object]]:
+    """Every spreadsheet row in order with its status; then the missing records' identifiers
+    under the mapped columns (their own columns differ from the spreadsheet's)."""
+    rows, numbers, result = run.table.rows, run.table.row_numbers, run.result
+    for row in range(result.row_count):
+        yield [*rows[row], numbers[row], BUCKET_LABELS[result.bucket_of(row)], run.explain(row)]
+    width = len(run.table.headers)
+    mapped = [*run.mapping.email_columns, *run.mapping.phone_columns]
+    for index in result.missing:
+        cells: list[object] = [None] * width
+        for target, kind in zip(mapped, _kinds(run), strict=True):
+            value = _first_of_kind(run.other.columns, index, kind)
+            if value is not None and cells[target] is None:
+                cells[target] = value
+        yield [*cells, None, BUCKET_LABELS[Bucket.MISSING_FROM_CRM], run.explain_missing(index)]
+
+
+def _kinds(run: ReconcileRun) -> list[IdKind]:
+    return [IdKind.EMAIL] * len(run.mapping.email_columns) + \
+        [IdKind.PHONE] * len(run.mapping.phone_columns)
+
+
+def _first_of_kind(columns: Sequence[IdentifierColumn], index: int, kind: IdKind) -> str | None:
+    for column in columns:
+        identifier: Identifier | None = column[index]
+        if identifier is not None and identifier.kind is kind and identifier.original:
+            return identifier.original
+    return None
+
+
+__all__ = [
+    "ROW_BUCKETS",
+    "OtherList",
+    "ReconcileRun",
+    "load_other",
+    "run_reconcile",
+    "write_result",
+]
