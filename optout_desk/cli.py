@@ -20,12 +20,12 @@ log = logging.getLogger(__name__)
 
 # Each module in optout_desk/commands/ adds its own sub-command with `register(subparsers)`.
 COMMAND_MODULES: tuple[str, ...] = (
-    "fetch",
     "sandbox",
+    "connection",
+    "fetch",
+    "reconcile",
     "submit",
     "history",
-    "connection",
-    "reconcile",
 )
 
 
