@@ -94,9 +94,19 @@ def build_window(demo: bool) -> tuple[MainWindow, DemoController | None]:
 
         if not demo_mode.user_named_data_dir():
             context.temporary_data_dir = demo_mode.use_temporary_data_dir()
+    prepare_database()
     window = MainWindow(context)
     controller = DemoController(window) if demo else None
     return window, controller
+
+
+def prepare_database() -> None:
+    """Create or migrate the database once, before any background task opens it: two
+    threads migrating a fresh database at the same moment would collide (store/db.migrate
+    reads the schema version outside its transaction). A few milliseconds at start-up."""
+    from optout_desk.store.db import connect
+
+    connect().close()
 
 
 def run_app(demo: bool, crash_dialog: bool) -> int:

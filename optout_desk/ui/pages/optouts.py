@@ -95,6 +95,14 @@ def load_cached(connection: str, scope: str) -> CachedList:
                       state.last_synced_at, daily_counts(columns.get("DateOptOut", [])))
 
 
+def _import_chart_library(_progress: ProgressCallback, _cancel: CancelToken) -> None:
+    import pyqtgraph  # noqa: F401
+
+
+def _ignore(_result: object) -> None:
+    """The task's effect is the import itself."""
+
+
 class FetchProgress:
     """Turns Progress reports into the line under the bar, with an estimate of time left."""
 
@@ -192,6 +200,9 @@ class OptOutsPage(QWidget):
 
         window.connectionsChanged.connect(self.reload_connections)
         self.reload_connections()
+        # pyqtgraph takes a few hundred ms to import: do it off the GUI thread now, so the
+        # first chart does not stall the window (the widgets are still made on this thread).
+        run_task(self, _import_chart_library, on_success=_ignore, name="import pyqtgraph")
 
     # --- connections and scope ---------------------------------------------------------------
 
