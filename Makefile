@@ -30,5 +30,8 @@ package: $(STAMP)  ## build the installer for this OS into dist/ (Linux: a .deb)
 	$(PY) -c 'import PyInstaller' 2>/dev/null || $(PY) -m pip install --quiet -e '.[package]'
 	PY=$(PY) bash packaging/build.sh
 
+screenshots: $(STAMP)  ## render each page in demo mode to docs/screenshots/*.png (offscreen)
+	QT_QPA_PLATFORM=offscreen $(PY) scripts/screenshots.py
+
 clean:
 	rm -rf $(VENV) build dist

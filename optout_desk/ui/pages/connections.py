@@ -197,9 +197,9 @@ class ConnectionsPage(QWidget):
                 "edit a connection.")
             self.retry_button.setText("Unlock and retry")
         else:
-            text = (message or "There is no system keyring on this computer.") + (
-                " Keys can be used for this session only (entered again next time), or from "
-                "environment variables for automation. They are never written to a file.")
+            text = (message or "There is no system keyring on this computer. Keys can be used "
+                    "for this session only (entered again next time), or from environment "
+                    "variables for automation.") + " They are never written to a file."
             self.retry_button.setText("Retry")
         self.banner_text.setText(text)
         self.banner.show()
