@@ -45,14 +45,18 @@ def run(args: argparse.Namespace) -> int:
     what = "survey " + result.scope if result.scope else "account-wide list"
     mode = "full" if result.full else "incremental"
     out.print(
-        f"{result.connection} ({what}): {mode} fetch of {result.fetched:,} opt-outs in "
-        f"{result.pages:,} pages, {result.added:,} new · {result.total:,} cached · "
+        f"{result.connection} ({what}): {mode} fetch of {plural(result.fetched, 'opt-out')} "
+        f"in {plural(result.pages, 'page')}, {result.added:,} new · {result.total:,} cached · "
         f"synced {result.synced_at.replace('T', ' ').rstrip('Z')} UTC"
     )
     if args.output is not None:
         written = write_cached_list(args.name, result.scope, args.output)
-        out.print(f"Wrote {written:,} opt-outs to {args.output}")
+        out.print(f"Wrote {plural(written, 'opt-out')} to {args.output}")
     return 0
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
 def write_cached_list(connection: str, scope: str, path: Path) -> int:
