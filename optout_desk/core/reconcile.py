@@ -26,7 +26,7 @@ suggestions for a person and never change a bucket.
 from __future__ import annotations
 
 import gc
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from itertools import chain, compress, repeat
@@ -168,17 +168,17 @@ def _reconcile(
     other_key_columns = [_keys(column) for column in other_columns]
     other_keys: set[str | None] = set(chain.from_iterable(other_key_columns))
     other_keys.discard(None)
-    row_keys: set[str | None] = set(chain.from_iterable(key_columns))
-    row_keys.discard(None)
+    # key -> first row holding it; also serves as the set of the spreadsheet's keys.
+    row_first = _first_index(key_columns, row_count)
 
     on_other = _any_in(key_columns, other_keys, row_count)
     codes = bytearray(on_other)
     for row in _invalid_rows(key_columns, row_count):
         codes[row] = _INVALID
-    duplicate_of = _duplicates(key_columns, row_keys, row_count)
+    duplicate_of = _duplicates(key_columns, row_first, row_count)
     for row in duplicate_of:
         codes[row] = _DUPLICATE
-    missing, collapsed = _missing(other_key_columns, other_count, other_keys, row_keys)
+    missing, collapsed = _missing(other_key_columns, other_count, other_keys, row_first)
     return Reconciliation(
         row_count=row_count,
         other_count=other_count,
@@ -193,7 +193,9 @@ def _reconcile(
     )
 
 
-def _any_in(key_columns: list[list[str | None]], keys: set[str | None], count: int) -> bytearray:
+def _any_in(
+    key_columns: list[list[str | None]], keys: Container[str | None], count: int
+) -> bytearray:
     """Per row, 1 when any of its keys is in `keys` (columns OR-ed as big integers)."""
     if not key_columns:
         return bytearray(count)
@@ -231,23 +233,32 @@ def _invalid_rows(key_columns: list[list[str | None]], count: int) -> list[int]:
 
 
 def _duplicates(
-    key_columns: list[list[str | None]], row_keys: set[str | None], count: int
+    key_columns: list[list[str | None]], row_first: dict[str | None, int], count: int
 ) -> dict[int, tuple[int, int]]:
     """row -> (earliest row sharing a key, the column of that key in this row)."""
     filled = sum(count - keys.count(None) for keys in key_columns)
-    if len(row_keys) == filled:
+    if len(row_first) == filled:
         return {}  # every key distinct: the common case, decided without a per-row pass
-    lookup = _first_index(key_columns, count).get
+    if len(key_columns) == 1:
+        # One key per row: the duplicates are the filled rows that are no key's first row —
+        # integer set algebra, much cheaper than looking every key up again.
+        keys = key_columns[0]
+        firsts = set(row_first.values())
+        repeated = sorted(
+            row for row in set(range(count)).difference(firsts) if keys[row] is not None
+        )
+        return {row: (row_first[keys[row]], 0) for row in repeated}
+    lookup = row_first.get
     candidates: set[int] = set()
-    firsts = []
+    all_firsts = []
     for keys in key_columns:
         column_firsts = list(map(lookup, keys, repeat(count)))
-        firsts.append(column_firsts)
+        all_firsts.append(column_firsts)
         candidates.update(compress(range(count), map(lt, column_firsts, range(count))))
     duplicates: dict[int, tuple[int, int]] = {}
     for row in sorted(candidates):
         earliest, column = min(
-            (column_firsts[row], column) for column, column_firsts in enumerate(firsts)
+            (column_firsts[row], column) for column, column_firsts in enumerate(all_firsts)
         )
         duplicates[row] = (earliest, column)
     return duplicates
@@ -257,7 +268,7 @@ def _missing(
     other_key_columns: list[list[str | None]],
     other_count: int,
     other_keys: set[str | None],
-    row_keys: set[str | None],
+    row_keys: dict[str | None, int],
 ) -> tuple[list[int], int]:
     """Other-list records none of whose keys is in the spreadsheet, collapsing repeats."""
     if not other_key_columns:
