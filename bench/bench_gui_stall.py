@@ -86,7 +86,7 @@ def main() -> None:
     from optout_desk import secrets
     from optout_desk.store import connections
     from optout_desk.store.db import connect
-    from optout_desk.ui.app import ensure_application
+    from optout_desk.ui.app import ensure_application, install_gc_policy
     from optout_desk.ui.main_window import AppContext, MainWindow
 
     process, info = start_sandbox(records)
@@ -100,6 +100,7 @@ def main() -> None:
 
         app = ensure_application()
         assert isinstance(app, QApplication)
+        install_gc_policy(app)  # as run_app does
         window = MainWindow(AppContext())
         window.show()
         page = window.show_page("optouts")

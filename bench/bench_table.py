@@ -86,14 +86,15 @@ def main() -> None:
     rows = 1_000_000 if args.full else 100_000
 
     from PySide6.QtCore import QSortFilterProxyModel, Qt
-    from PySide6.QtWidgets import QApplication
 
     from optout_desk.core.records import RECORD_COLUMNS
+    from optout_desk.ui.app import ensure_application, install_gc_policy
     from optout_desk.ui.models.columnar import ColumnarTableModel
     from optout_desk.ui.pages.optouts import HEADERS, SEARCH_COLUMNS, format_timestamp
     from optout_desk.ui.widgets.data_table import DataTable
 
-    app = QApplication.instance() or QApplication([])
+    app = ensure_application()
+    install_gc_policy(app)  # as run_app does
     print(f"bench_table: {rows:,} opt-out rows")
     t = time.perf_counter()
     columns = make_columns(rows)

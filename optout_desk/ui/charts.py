@@ -89,6 +89,10 @@ class OptOutsPerDayChart(QWidget):
         self._layout.addWidget(self.plot)
         return self.plot
 
+    def prepare(self) -> None:
+        """Create the plot widget now (it stays hidden until there is data)."""
+        self._ensure_plot()
+
     def set_counts(self, counts: DailyCounts) -> None:
         self.counts = counts
         if not len(counts.days):

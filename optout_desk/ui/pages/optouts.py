@@ -99,10 +99,6 @@ def _import_chart_library(_progress: ProgressCallback, _cancel: CancelToken) -> 
     import pyqtgraph  # noqa: F401
 
 
-def _ignore(_result: object) -> None:
-    """The task's effect is the import itself."""
-
-
 class FetchProgress:
     """Turns Progress reports into the line under the bar, with an estimate of time left."""
 
@@ -202,7 +198,13 @@ class OptOutsPage(QWidget):
         self.reload_connections()
         # pyqtgraph takes a few hundred ms to import: do it off the GUI thread now, so the
         # first chart does not stall the window (the widgets are still made on this thread).
-        run_task(self, _import_chart_library, on_success=_ignore, name="import pyqtgraph")
+        run_task(self, _import_chart_library, on_success=self._chart_library_ready,
+                 name="import pyqtgraph")
+
+    def _chart_library_ready(self, _result: object) -> None:
+        # Building the first plot costs ~0.1 s on this thread: do it now, while idle, rather
+        # than in the middle of showing a fetched list.
+        self.chart.prepare()
 
     # --- connections and scope ---------------------------------------------------------------
 

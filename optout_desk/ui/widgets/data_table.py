@@ -156,18 +156,20 @@ class DataTable(QWidget):
     def _busy_changed(self, _busy: bool) -> None:
         self.update_count()
 
-    def resize_columns_to_sample(self, sample_rows: int = 200) -> None:
-        """Size columns from the first rows only (ResizeToContents would read every row)."""
+    def resize_columns_to_sample(self, sample_rows: int = 100) -> None:
+        """Size columns from the first rows only (ResizeToContents would read every row).
+
+        Reads the model's data directly rather than through model.index()/data(): each Qt call
+        is a GIL round trip, which costs milliseconds while a worker thread is busy."""
         header = self.view.horizontalHeader()
         metrics = self.view.fontMetrics()
-        rows = min(sample_rows, self.model.rowCount())
-        for column in range(self.model.columnCount()):
-            title = str(self.model.headerData(column, Qt.Orientation.Horizontal,
-                                              Qt.ItemDataRole.DisplayRole))
-            width = metrics.horizontalAdvance(title) + 32
-            for row in range(rows):
-                text = self.model.data(self.model.index(row, column))
-                width = max(width, metrics.horizontalAdvance(str(text or "")) + 16)
+        model = self.model
+        rows = [model.row_values(model.data_row(r))
+                for r in range(min(sample_rows, model.shown_rows))]
+        for column, title in enumerate(model.header_titles()):
+            texts = {model.display_text(column, row[column]) for row in rows}
+            width = max([metrics.horizontalAdvance(title) + 32,
+                         *(metrics.horizontalAdvance(t) + 16 for t in texts)])
             header.resizeSection(column, min(width, 320))
 
     # --- search ----------------------------------------------------------------------------
