@@ -22,6 +22,7 @@ import gc
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import xlsxwriter
 
@@ -29,6 +30,7 @@ from optout_desk.core.identifiers import Identifier, IdKind
 from optout_desk.core.reconcile import (
     BUCKET_ORDER,
     Bucket,
+    IdentifierColumn,
     explain_row,
     reconcile,
     suggest_near_matches,
@@ -84,7 +86,7 @@ def best_of(runs: int, work: object) -> float:
 
 
 def bench_matching(count: int) -> None:
-    import pandas as pd
+    import pandas as pd  # type: ignore[import-untyped]  # the baseline; no stubs installed
 
     rows, other, row_phones, other_phones = generated(count)
     row_keys = [i.key if i else None for i in rows]
@@ -148,13 +150,13 @@ def bench_matching(count: int) -> None:
 
 
 def bench_export(count: int) -> None:
-    from optout_desk.workflows.reconcile import OtherList, ReconcileRun, write_result
     from optout_desk.files.mapping import ColumnMapping
     from optout_desk.files.spreadsheet import ImportedTable
+    from optout_desk.workflows.reconcile import OtherList, ReconcileRun, write_result
 
     rows, other, row_phones, _ = generated(count)
     headers = ["Name", "Email", "Phone", "City", "Segment"]
-    table_rows: list[list[object]] = [
+    table_rows: list[list[Any]] = [
         [f"Person {n}", rows[n].original if rows[n] else None,  # type: ignore[union-attr]
          row_phones[n].original if row_phones[n] else None, "Gent", n % 7]  # type: ignore[union-attr]
         for n in range(count)
@@ -169,7 +171,7 @@ def bench_export(count: int) -> None:
         rows=[[i.original if i else None] for i in other], columns=[other], labels=["A (Email)"],
         row_numbers=list(range(2, count + 2)),
     )
-    columns = [rows, row_phones]
+    columns: list[IdentifierColumn] = [rows, row_phones]
     labels = ["B (Email)", "C (Phone)"]
     result = reconcile(columns, other_list.columns)
     run = ReconcileRun(table, ColumnMapping([1], [2], "BE"), columns, labels, other_list, result)

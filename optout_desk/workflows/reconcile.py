@@ -298,10 +298,31 @@ def run_reconcile(
             )
         elif mapping is None:
             mapping = detect_columns(table, region)
+    except Cancelled:
+        _record_failure(spreadsheet, table, against, "cancelled", "Cancelled by the user.")
+        raise
+    except DeskError as exc:
+        _record_failure(spreadsheet, table, against, "failed", exc.message)
+        raise
+    return reconcile_table(table, mapping, against, scope=scope, progress=progress,
+                           cancel=cancel)
+
+
+def reconcile_table(
+    table: ImportedTable,
+    mapping: ColumnMapping,
+    against: str,
+    *,
+    scope: str = "",
+    progress: ProgressCallback = no_progress,
+    cancel: CancelToken = NEVER_CANCELLED,
+) -> ReconcileRun:
+    """`run_reconcile` for a table already read (the GUI reads it to show the mapping)."""
+    try:
         check_mapping(table, mapping)
         columns, labels = normalise(table, mapping, progress, cancel)
         cancel.raise_if_cancelled()
-        other = load_other(against, mapping.region, spreadsheet, progress, cancel, scope)
+        other = load_other(against, mapping.region, table.source, progress, cancel, scope)
         cancel.raise_if_cancelled()
         progress(Progress(0, None, "rows", "Comparing…"))
         result = reconcile(columns, other.columns)
@@ -310,10 +331,10 @@ def run_reconcile(
         suggestions = suggest_near_matches(result, columns, other.columns)
         run = ReconcileRun(table, mapping, columns, labels, other, result, suggestions)
     except Cancelled:
-        _record_failure(spreadsheet, table, against, "cancelled", "Cancelled by the user.")
+        _record_failure(table.source, table, against, "cancelled", "Cancelled by the user.")
         raise
     except DeskError as exc:
-        _record_failure(spreadsheet, table, against, "failed", exc.message)
+        _record_failure(table.source, table, against, "failed", exc.message)
         raise
     run.history_id = _record(run)
     log.info("reconcile done: %s", run.counts)
@@ -552,6 +573,7 @@ __all__ = [
     "OtherList",
     "ReconcileRun",
     "load_other",
+    "reconcile_table",
     "run_reconcile",
     "write_result",
 ]
