@@ -123,3 +123,56 @@ def test_progress_is_reported(tmp_path: Path) -> None:
                 progress=lambda p: seen.append(p.done))
     assert seen[-1] == 25_000
     assert 10_000 in seen
+
+
+def test_workbook_sheets_are_styled_frozen_and_sized(folder: Path) -> None:
+    from optout_desk.files.export import SheetSpec, write_workbook
+
+    path = folder / "book.xlsx"
+    counts = write_workbook(path, [
+        SheetSpec("Summary", ["Item", "Value"], [["Source file", "crm.xlsx"], ["Rows", 3]]),
+        SheetSpec("To submit", ["Email", "Reason"], [["=cmd|' /C calc'!A0", "x" * 80]]),
+        SheetSpec("Bad/name:[x]", ["A"], []),
+    ])
+    assert counts == {"Summary": 2, "To submit": 1, "Bad/name:[x]": 0}
+    workbook = openpyxl.load_workbook(path)
+    assert workbook.sheetnames == ["Summary", "To submit", "Bad_name__x_"]
+    for sheet in workbook.worksheets:
+        assert sheet.freeze_panes == "A2"
+        assert sheet["A1"].font.b
+    to_submit = workbook["To submit"]
+    assert to_submit["A2"].value == "'=cmd|' /C calc'!A0" and to_submit["A2"].data_type == "s"
+    assert to_submit.column_dimensions["B"].width > 50  # sized to the content, capped
+
+
+def test_workbook_failure_keeps_previous_file(folder: Path) -> None:
+    from optout_desk.files.export import SheetSpec, write_workbook
+
+    path = folder / "book.xlsx"
+    write_workbook(path, [SheetSpec("S", ["a"], [["old"]])])
+    before = path.read_bytes()
+
+    def rows() -> object:
+        yield ["fine"]
+        raise ValueError("bug in a producer")
+
+    with pytest.raises(ValueError, match="bug in a producer"):
+        write_workbook(path, [SheetSpec("S", ["a"], rows())])  # type: ignore[arg-type]
+    assert path.read_bytes() == before
+    assert [p.name for p in folder.iterdir()] == ["book.xlsx"]
+
+
+def test_jsonl_writer_is_atomic(folder: Path) -> None:
+    from optout_desk.files.export import write_jsonl
+
+    path = folder / "out.jsonl"
+    assert write_jsonl(path, [{"row": 2, "bucket": "to_submit"}]) == 1
+
+    def objects() -> object:
+        yield {"row": 3}
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        write_jsonl(path, objects())  # type: ignore[arg-type]
+    assert json.loads(path.read_text(encoding="utf-8")) == {"row": 2, "bucket": "to_submit"}
+    assert [p.name for p in folder.iterdir()] == ["out.jsonl"]
