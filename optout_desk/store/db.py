@@ -23,31 +23,61 @@ def connect(path: Path | None = None) -> sqlite3.Connection:
     path = path or paths.database_path()
     try:
         conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=True)
+    except sqlite3.DatabaseError as exc:
+        raise _unusable(path, exc) from exc
+    try:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA synchronous=NORMAL")
         migrate(conn)
-    except sqlite3.DatabaseError as exc:
-        raise DatabaseError(
-            f"The desk's database at {path} could not be opened ({exc}). "
-            "Move it aside and start again, or restore it from a backup."
-        ) from exc
+    except BaseException as exc:
+        conn.close()  # a half-opened connection must not leak its file handle
+        if isinstance(exc, sqlite3.DatabaseError):
+            raise _unusable(path, exc) from exc
+        raise
     return conn
 
 
+def _unusable(path: Path, exc: sqlite3.DatabaseError) -> DatabaseError:
+    return DatabaseError(
+        f"The desk's database at {path} could not be opened ({exc}). "
+        "Move it aside and start again, or restore it from a backup."
+    )
+
+
 def migrate(conn: sqlite3.Connection) -> None:
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    """Bring the schema up to date, one migration per transaction.
+
+    Two threads or processes may open a new database at once: each takes the write lock
+    (BEGIN IMMEDIATE) and re-reads the version under it, so a migration another connection
+    has just applied is skipped instead of failing with "table already exists".
+    """
+    _refuse_newer(_version(conn))
+    while (version := _version(conn)) < len(MIGRATIONS):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = _version(conn)
+            _refuse_newer(version)
+            if version < len(MIGRATIONS):
+                for statement in _statements(MIGRATIONS[version]):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {version + 1}")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+
+def _version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def _refuse_newer(version: int) -> None:
     if version > len(MIGRATIONS):
         raise DatabaseError(
             f"The database was written by a newer Opt-out Desk (schema {version}); "
             "update the desk to open it."
         )
-    for number in range(version, len(MIGRATIONS)):
-        conn.execute("BEGIN IMMEDIATE")
-        for statement in _statements(MIGRATIONS[number]):
-            conn.execute(statement)
-        conn.execute(f"PRAGMA user_version = {number + 1}")
-        conn.execute("COMMIT")
 
 
 def _statements(script: str) -> list[str]:

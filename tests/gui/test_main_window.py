@@ -131,11 +131,15 @@ def test_a_dropped_file_goes_to_the_page_that_accepts_it(main_window: Any, tmp_p
     assert main_window.message_bar.level == "warning"
 
 
-def test_send_to_submit_without_a_submit_page_says_so(main_window: Any) -> None:
-    main_window.send_to_submit([], "test")
+def test_send_to_submit_loads_the_identifiers_on_the_submit_page(main_window: Any) -> None:
+    from optout_desk.core.plan import inputs_from_lines
+
+    inputs = inputs_from_lines(["a@example.com", "+32470123456"], region="BE")
+    main_window.send_to_submit(inputs, "reconcile: To submit")
     assert main_window.current_key == "submit"
-    if not hasattr(main_window.current_page(), "load_inputs"):
-        assert "not built yet" in main_window.message_bar.text.text()
+    page = main_window.current_page()
+    assert page.inputs == inputs
+    assert "2 identifiers from reconcile: To submit" in page.source_label.text()
 
 
 def test_crash_handler_without_dialog_logs_and_exits(qtbot: Any) -> None:

@@ -85,8 +85,9 @@ def test_export_writes_the_shown_rows(optouts_page: Any, qtbot: Any, tmp_path: P
     monkeypatch.setattr(DataTable, "ask_export_path", classmethod(lambda cls, p, s: target))
     with qtbot.waitSignal(page.table.exported, timeout=20_000):
         qtbot.keyClick(page.window(), Qt.Key.Key_E, Qt.KeyboardModifier.ControlModifier)
-    sheet = openpyxl.load_workbook(target, read_only=True).active
-    rows = list(sheet.iter_rows(values_only=True))
+    book = openpyxl.load_workbook(target, read_only=True)
+    rows = list(book.worksheets[0].iter_rows(values_only=True))
+    book.close()  # a read-only workbook keeps its file open until closed
     assert rows[0][1] == "Email"
     assert len(rows) - 1 == shown
 

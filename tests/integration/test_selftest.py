@@ -59,12 +59,16 @@ def test_an_unusable_data_folder_is_a_failure(tmp_path: Path) -> None:
     result = run_check("data folder writable", selftest.check_data_folder)
 
     assert result.status == "FAIL"
-    assert result.line().startswith("FAIL data folder writable: FileExistsError")
+    assert result.line().startswith(
+        "FAIL data folder writable: BadInputError: The data folder"
+    )
+    assert "cannot be used" in result.line()
     # From the command line the app cannot even open its log there: it says so and exits
     # non-zero before any check runs.
     command = run_cli(not_a_folder)
-    assert command.returncode != 0
-    assert "optout-desk: File exists" in command.stderr
+    assert command.returncode == 2
+    assert "cannot be used (File exists)" in command.stderr
+    assert "Traceback" not in command.stderr
     assert "self-test passed" not in command.stdout
 
 

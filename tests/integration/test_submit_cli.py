@@ -78,9 +78,11 @@ def test_submit_from_stdin_with_yes_then_history(
     assert "3 of 3 batches acknowledged, 7 of 7 opt-outs submitted" in printed
     assert "Verified by re-fetching: 7 confirmed, 0 not yet visible." in printed
     assert [v for body in sandbox.state.submitted for v in body["EmailAddresses"]] == values
-    sheet = openpyxl.load_workbook(receipt, read_only=True).active
+    book = openpyxl.load_workbook(receipt, read_only=True)
+    sheet = book.active
     assert sheet is not None
     rows = list(sheet.iter_rows(values_only=True))
+    book.close()  # a read-only workbook keeps its file open until closed
     assert rows[0][:3] == ("identifier", "kind", "sent_as")
     assert {r[6] for r in rows[1:]} == {"submitted"} and {r[8] for r in rows[1:]} == {"yes"}
 
