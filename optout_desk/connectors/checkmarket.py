@@ -273,8 +273,10 @@ class CheckMarketClient:
                 if cancel.cancelled:
                     raise Cancelled()
         finally:
-            # Queued pages are dropped; pages in flight end on their own (their result unused).
-            pool.shutdown(wait=False, cancel_futures=True)
+            # Queued pages are dropped; pages in flight are waited for, so no request outlives
+            # the fetch (and the client closed after it: a request still running then leaks
+            # its socket).
+            pool.shutdown(wait=True, cancel_futures=True)
         return [results[s] for s in skips]
 
     def _follow_next(self, href: str | None, survey_id: int | None, done: int, records: int,

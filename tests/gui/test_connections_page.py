@@ -44,8 +44,8 @@ def sandbox_input(sandbox: Any, name: str = "eu-sandbox", key: str | None = None
                            secrets={"MASTER_KEY": sandbox.master_key, "KEY": key or sandbox.key})
 
 
-def wait_listed(page: Any, qtbot: Any, name: str) -> Any:
-    qtbot.waitUntil(lambda: any(r.name == name for r in page.rows), timeout=15_000)
+def wait_listed(page: Any, qtbot: Any, name: str, timeout_ms: int = 15_000) -> Any:
+    qtbot.waitUntil(lambda: any(r.name == name for r in page.rows), timeout=timeout_ms)
     qtbot.waitUntil(lambda: page._listing_task is None, timeout=15_000)
     return next(r for r in page.rows if r.name == name)
 
@@ -143,7 +143,9 @@ def test_locked_keyring_offers_unlock_and_retry(page: Any, qtbot: Any, sandbox: 
 
     monkeypatch.setattr(KeyringChoice, "ask", classmethod(choose))
     qtbot.mouseClick(page.add_button, Qt.MouseButton.LeftButton)
-    row = wait_listed(page, qtbot, "eu-sandbox")
+    # Each attempt against the locked keyring may wait for gnome-keyring's unlock prompt until
+    # the keyring timeout (10 s): allow for two such waits on a loaded machine.
+    row = wait_listed(page, qtbot, "eu-sandbox", timeout_ms=45_000)
     assert seen == [True, True]  # retried while still locked, then chose the session
     assert "held for this session only" in row.keys
 

@@ -28,7 +28,9 @@ def test_fetch_shows_the_rows_the_count_and_the_chart(optouts_page: Any, qtbot: 
     page = optouts_page
     assert page.connection.currentText() == "sbx"
     assert page.model.total_rows == 0
-    assert "No opt-outs cached yet" in page.table.count_label.text()
+    # The cached list loads in the background when the page is shown.
+    qtbot.waitUntil(lambda: "No opt-outs cached yet" in page.table.count_label.text(),
+                    timeout=10_000)
     fetch_and_wait(page, qtbot)
     expected = len(sandbox.state.optouts())
     assert page.model.total_rows == expected
