@@ -46,7 +46,7 @@ def _email(original: str, key: str | None) -> Identifier:
 def _phone(key: str) -> Identifier:
     original = "0" + key[3:]
     return tuple.__new__(Identifier, (IdKind.PHONE, original, key, None, None,
-                                      f"phone {key} from '{original}', region BE"))
+                                      "phone, region BE"))
 
 
 def generated(count: int) -> tuple[list[Identifier | None], list[Identifier | None],

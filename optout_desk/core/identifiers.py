@@ -44,11 +44,28 @@ class Identifier(NamedTuple):
     key: str | None
     problem: str | None = None
     repair: str | None = None
-    rule: str = ""
+    # How the key was made, as a short text shared by many identifiers ("email, case and
+    # spaces ignored", "phone, region BE"); `rule` spells it out for one identifier.
+    basis: str = ""
 
     @property
     def valid(self) -> bool:
         return self.key is not None
+
+    @property
+    def rule(self) -> str:
+        """The matching rule in words. Built on demand: a per-identifier text for a million
+        phones would cost about 100 MB and a tenth of the import time."""
+        if self.kind is IdKind.PHONE and self.key is not None:
+            if self.original == self.key:
+                return "phone, exact E.164"
+            if self.basis.startswith(_PHONE_BASIS):
+                region = self.basis[len(_PHONE_BASIS):]
+                return f"phone {self.key} from '{self.original}', region {region}"
+        return self.basis
+
+
+_PHONE_BASIS = "phone, region "
 
 
 def cell_text(value: object) -> str:
@@ -76,41 +93,61 @@ _SPECIAL_USE = frozenset(email_validator.SPECIAL_USE_DOMAIN_NAMES)
 _EMAIL_SPACE = " \t\r\n\u00a0\u200b\u2007\u202f\ufeff"
 
 
-@lru_cache(maxsize=1 << 20)
+_EMAIL_EXACT = "email, exact"
+_EMAIL_CASE = "email, case and spaces ignored"
+_EMAIL_IDNA = "email, case and spaces ignored, domain in IDNA form"
+_email_cache: dict[str, Identifier] = {}
+_special_use_cache: dict[str, bool] = {}
+
+
 def normalise_email(text: str) -> Identifier:
+    """The email identifier of `text`, cached per distinct text (a dict, not lru_cache: a
+    million distinct addresses per import make lru_cache's bookkeeping a third of the cost)."""
+    result = _email_cache.get(text)
+    if result is None:
+        result = _normalise_email(text)
+        if len(_email_cache) > 2_000_000:  # a bound, not an eviction policy: rare and cheap
+            _email_cache.clear()
+        _email_cache[text] = result
+    return result
+
+
+def _normalise_email(text: str) -> Identifier:
     original = text
     trimmed = text.strip(_EMAIL_SPACE)
     if not trimmed:
-        return Identifier(IdKind.EMAIL, original, None, problem="empty", rule="email")
+        return Identifier(IdKind.EMAIL, original, None, problem="empty", basis="email")
     if not trimmed.isascii():
         trimmed = unicodedata.normalize("NFC", trimmed)
     lowered = trimmed.lower()
     match = _SIMPLE_EMAIL.fullmatch(lowered) if lowered.isascii() else None
-    if (
-        match
-        and len(match.group(1)) <= 64
-        and len(lowered) <= 254
-        and not _special_use(match.group(2))
-    ):
-        key = lowered
-    else:
-        try:
-            result = email_validator.validate_email(
-                trimmed, check_deliverability=False, allow_smtputf8=True
-            )
-        except email_validator.EmailNotValidError as exc:
-            return Identifier(
-                IdKind.EMAIL, original, None, problem=f"not a valid email address: {exc}",
-                rule="email",
-            )
-        key = f"{result.local_part.lower()}@{result.ascii_domain.lower()}"
+    if match and len(lowered) <= 254 and len(match.group(1)) <= 64:
+        domain = match.group(2)
+        special = _special_use_cache.get(domain)
+        if special is None:
+            special = _special_use_cache[domain] = _special_use(domain)
+        if not special:
+            # The common case: plain ASCII, already valid. tuple.__new__ skips NamedTuple's
+            # keyword-handling constructor, which costs as much as the checks above.
+            basis = _EMAIL_EXACT if lowered == original else _EMAIL_CASE
+            return tuple.__new__(Identifier, (IdKind.EMAIL, original, lowered, None, None, basis))
+    try:
+        result = email_validator.validate_email(
+            trimmed, check_deliverability=False, allow_smtputf8=True
+        )
+    except email_validator.EmailNotValidError as exc:
+        return Identifier(
+            IdKind.EMAIL, original, None, problem=f"not a valid email address: {exc}",
+            basis="email",
+        )
+    key = f"{result.local_part.lower()}@{result.ascii_domain.lower()}"
     if key == original:
-        rule = "email, exact"
+        basis = _EMAIL_EXACT
     elif key.split("@")[1] != lowered.split("@")[-1]:
-        rule = "email, case and spaces ignored, domain in IDNA form"
+        basis = _EMAIL_IDNA
     else:
-        rule = "email, case and spaces ignored"
-    return Identifier(IdKind.EMAIL, original, key, rule=rule)
+        basis = _EMAIL_CASE
+    return Identifier(IdKind.EMAIL, original, key, basis=basis)
 
 
 def _special_use(domain: str) -> bool:
@@ -187,6 +224,7 @@ class PhoneNormaliser:
         # through phonenumbers' full parser.
         self._trunk_prefix: str | None = prefix if prefix and simple else None
         self._cache: dict[object, Identifier] = {}
+        self._basis = f"{_PHONE_BASIS}{region}"  # one string shared by every phone it makes
 
     def __call__(self, value: str | int | float | None) -> Identifier:
         result = self._cache.get(value)
@@ -317,17 +355,14 @@ class PhoneNormaliser:
     def _ok(
         self, original: str, country_code: int, national: str, repair: str | None
     ) -> Identifier:
-        key = f"+{country_code}{national}"
-        if original == key:
-            rule = "phone, exact E.164"
-        else:
-            rule = f"phone {key} from '{original}', region {self.region}"
         # tuple.__new__ skips NamedTuple's keyword-handling constructor: this runs per cell.
-        return tuple.__new__(Identifier, (IdKind.PHONE, original, key, None, repair, rule))
+        return tuple.__new__(Identifier, (
+            IdKind.PHONE, original, f"+{country_code}{national}", None, repair, self._basis
+        ))
 
     def _invalid(self, original: str, problem: str, repair: str | None = None) -> Identifier:
         return Identifier(
-            IdKind.PHONE, original, None, problem=problem, repair=repair, rule="phone"
+            IdKind.PHONE, original, None, problem=problem, repair=repair, basis="phone"
         )
 
 
@@ -345,6 +380,6 @@ def normalise_token(text: str, kind: IdKind = IdKind.PUSH_TOKEN) -> Identifier:
     """Push tokens and external ids are opaque: only surrounding spaces are ignored."""
     key = text.strip()
     if not key:
-        return Identifier(kind, text, None, problem="empty", rule=kind.value)
-    return Identifier(kind, text, key, rule=f"{kind.value}, exact" if key == text else
+        return Identifier(kind, text, None, problem="empty", basis=kind.value)
+    return Identifier(kind, text, key, basis=f"{kind.value}, exact" if key == text else
                       f"{kind.value}, spaces ignored")

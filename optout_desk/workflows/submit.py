@@ -134,6 +134,54 @@ class SubmitOutcome:
 # -- planning --------------------------------------------------------------------------------
 
 
+# Files read through the spreadsheet import (columns detected); anything else is plain text,
+# one identifier per line.
+SPREADSHEET_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".xlsb", ".ods", ".csv", ".tsv")
+
+
+def inputs_from_spreadsheet(
+    path: Path, *, sheet: str | None = None, columns: Sequence[str] | None = None,
+    region: str | None = None, progress: ProgressCallback = no_progress,
+    cancel: CancelToken = NEVER_CANCELLED,
+) -> tuple[list[PlanInput], str, str]:
+    """Every email and phone of a spreadsheet's detected (or named) columns, with its row
+    number for the receipt: (inputs, source name, the file's SHA-256)."""
+    from optout_desk.core.identifiers import cell_text
+    from optout_desk.files.mapping import check_region, detect_columns, resolve_column
+    from optout_desk.files.spreadsheet import read_table
+
+    table = read_table(path, sheet=sheet, progress=progress, cancel=cancel)
+    mapping = detect_columns(table)
+    emails, phones = list(mapping.email_columns), list(mapping.phone_columns)
+    if columns:
+        chosen = [resolve_column(table, spec) for spec in columns]
+        emails = [c for c in chosen if c in mapping.email_columns or _looks_like_email(table, c)]
+        phones = [c for c in chosen if c not in emails]
+    if not emails and not phones:
+        raise BadInputError(
+            f"No email or phone column was found in {path.name}; name one "
+            "(--column on the command line)."
+        )
+    phone = phone_normaliser(check_region(region or mapping.region))
+    inputs: list[PlanInput] = []
+    for row, number in zip(table.rows, table.row_numbers, strict=True):
+        for column in emails:
+            value = row[column] if column < len(row) else None
+            if value is not None and cell_text(value).strip():
+                inputs.append(PlanInput(normalise_email(cell_text(value)), path.name, number))
+        for column in phones:
+            value = row[column] if column < len(row) else None
+            if value is not None and cell_text(value).strip():
+                cell = value if isinstance(value, (str, int, float)) else cell_text(value)
+                inputs.append(PlanInput(phone(cell), path.name, number))
+    return inputs, path.name, table.sha256
+
+
+def _looks_like_email(table: Any, column: int) -> bool:
+    values = [r[column] for r in table.rows[:200] if column < len(r) and r[column] is not None]
+    return sum("@" in str(v) for v in values) * 2 > len(values) > 0
+
+
 def destination_for(profile: ConnectionProfile) -> Destination:
     host = urlsplit(profile.base_url).netloc or profile.base_url
     return Destination(profile.name, profile.system, host, profile.region)
@@ -454,7 +502,7 @@ def retry_failed_plan(plan_id: int) -> Plan:
     from optout_desk.core.identifiers import Identifier
 
     inputs = [
-        PlanInput(Identifier(item.kind, item.original, item.key, rule="from a failed batch"),
+        PlanInput(Identifier(item.kind, item.original, item.key, basis="from a failed batch"),
                   item.source_file, item.row_number)
         for item in failed
     ]
