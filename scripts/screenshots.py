@@ -57,6 +57,18 @@ def main() -> int:
         connections.select("demo-eu")
         connections.test_selected()
         wait_until(app, lambda: not tasks.running_tasks())
+        # Reconcile the demo CRM export against demo-eu, and hand its "To submit" bucket to the
+        # Submit page, so both show what an operator sees mid-task.
+        from optout_desk.ui.dialogs.mapping import MappingChoice, MappingDialog
+
+        MappingDialog.ask = classmethod(  # type: ignore[method-assign, assignment]
+            lambda cls, parent, table, mapping: MappingChoice(None, mapping))
+        reconcile = window.show_page("reconcile")
+        reconcile._load_connections()
+        wait_until(app, lambda: reconcile.against_value() is not None)
+        reconcile.open_file(controller.started.spreadsheet)
+        wait_until(app, lambda: reconcile.run is not None)
+        reconcile.send_to_submit()
         window.message_bar.dismiss()
         for spec in PAGES:
             window.show_page(spec.key)
@@ -65,6 +77,15 @@ def main() -> int:
             path = out / f"{spec.key}.png"
             window.grab().save(str(path))
             print(f"wrote {path.relative_to(ROOT)}")
+        # The preview shown before anything is sent.
+        submit = window.show_page("submit")
+        submit.make_plan()
+        wait_until(app, lambda: submit.preview is not None and submit.preview.isVisible())
+        app.processEvents()
+        path = out / "preview.png"
+        submit.preview.grab().save(str(path))
+        submit.preview.reject()
+        print(f"wrote {path.relative_to(ROOT)}")
     finally:
         window.close()
         controller.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import signal
 import threading
+from pathlib import Path
 from typing import Any
 
 from optout_desk.core.errors import BadInputError
@@ -29,6 +30,9 @@ def register(subparsers: Any) -> None:
                         help="requests per key per minute before HTTP 429 (no limit)")
     parser.add_argument("--master-key", default=None, help="demo master key (random)")
     parser.add_argument("--key", default=None, help="demo key (random)")
+    parser.add_argument("--crm-export", metavar="FILE.xlsx", type=Path, default=None,
+                        help="also write a demo CRM spreadsheet to reconcile against this "
+                        "sandbox (some contacts opted out, some new, some invalid)")
     parser.set_defaults(handler=run)
 
 
@@ -56,6 +60,16 @@ def run(args: argparse.Namespace) -> int:
     print(f"Key:        {box.key}", flush=True)
     print(f"Opt-outs:   {args.records:,} (seed {args.seed}); surveys "
           f"{', '.join(map(str, box.state.survey_ids))}", flush=True)
+    if args.crm_export is not None:
+        from optout_desk.sandbox.crm import write_demo_crm
+
+        try:
+            written = write_demo_crm(args.crm_export, box.state.optouts())
+        except OSError as exc:
+            box.stop()
+            raise BadInputError(f"Cannot write {args.crm_export}: {exc.strerror}.") from None
+        print(f"CRM export: {written} (try: optout-desk reconcile {written} --against demo "
+              "--output result.xlsx)", flush=True)
     print("Add it as a connection with:", flush=True)
     print(f"  optout-desk connection add demo --system checkmarket --base-url {box.base_url}",
           flush=True)

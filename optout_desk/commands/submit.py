@@ -16,7 +16,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-SPREADSHEET_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".xlsb", ".ods", ".csv", ".tsv")
 MAX_LISTED = 20  # identifiers listed by name in the terminal before "… and N more"
 
 
@@ -94,6 +93,8 @@ def read_inputs(args: argparse.Namespace) -> tuple[list[Any], str | None, str | 
     path = Path(args.source).expanduser()
     if not path.is_file():
         raise BadInputError(f"There is no file {path}.")
+    from optout_desk.workflows.submit import SPREADSHEET_SUFFIXES
+
     if path.suffix.lower() in SPREADSHEET_SUFFIXES:
         return _spreadsheet_inputs(path, args)
     data = path.read_bytes()
@@ -132,43 +133,10 @@ def _region(args: argparse.Namespace) -> str:
 
 
 def _spreadsheet_inputs(path: Path, args: argparse.Namespace) -> tuple[list[Any], str, str]:
-    from optout_desk.core.identifiers import cell_text, normalise_email, phone_normaliser
-    from optout_desk.core.plan import PlanInput
-    from optout_desk.files.mapping import detect_columns, resolve_column
-    from optout_desk.files.spreadsheet import read_table
+    from optout_desk.workflows.submit import inputs_from_spreadsheet
 
-    table = read_table(path, sheet=args.sheet)
-    mapping = detect_columns(table)
-    region = str(args.region).upper() if args.region else (mapping.region or _region(args))
-    emails, phones = list(mapping.email_columns), list(mapping.phone_columns)
-    if args.column:
-        chosen = [resolve_column(table, spec) for spec in args.column]
-        emails = [c for c in chosen if c in mapping.email_columns or _looks_like_email(table, c)]
-        phones = [c for c in chosen if c not in emails]
-    if not emails and not phones:
-        from optout_desk.core.errors import BadInputError
-
-        raise BadInputError(
-            f"No email or phone column was found in {path.name}; name one with --column."
-        )
-    phone = phone_normaliser(region)
-    inputs: list[PlanInput] = []
-    for row, number in zip(table.rows, table.row_numbers, strict=True):
-        for column in emails:
-            value = row[column] if column < len(row) else None
-            if value is not None and cell_text(value).strip():
-                inputs.append(PlanInput(normalise_email(cell_text(value)), path.name, number))
-        for column in phones:
-            value = row[column] if column < len(row) else None
-            if value is not None and cell_text(value).strip():
-                cell = value if isinstance(value, (str, int, float)) else cell_text(value)
-                inputs.append(PlanInput(phone(cell), path.name, number))
-    return inputs, path.name, table.sha256
-
-
-def _looks_like_email(table: Any, column: int) -> bool:
-    values = [r[column] for r in table.rows[:200] if column < len(r) and r[column] is not None]
-    return sum("@" in str(v) for v in values) * 2 > len(values) > 0
+    region = _region(args) if args.region else None
+    return inputs_from_spreadsheet(path, sheet=args.sheet, columns=args.column, region=region)
 
 
 def print_preview(plan: Any) -> None:

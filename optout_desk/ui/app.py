@@ -103,9 +103,15 @@ class DemoController:
         self.started = started
         self.window.context.sandbox = started.sandboxes[0] if started.sandboxes else None
         self.window.context.demo_connections = list(started.connections)
+        hint = " Press F5 on the Opt-outs page to fetch"
+        if started.spreadsheet is not None:
+            from optout_desk.ui.pages.reconcile import remember_recent_file
+
+            remember_recent_file(self.window, started.spreadsheet)
+            hint += f"; Reconcile lists a demo CRM export ({started.spreadsheet.name})"
         self.window.notify(
             "Demo data is ready: the connections " + ", ".join(started.connections)
-            + " talk to the built-in sandbox. Press F5 on the Opt-outs page to fetch.",
+            + " talk to the built-in sandbox." + hint + ".",
             "success",
         )
         self.window.connectionsChanged.emit()

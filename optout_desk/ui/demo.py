@@ -4,7 +4,8 @@ Where demo data lives: unless the user named a data folder (`--data-dir` or OPTO
 the demo runs in a temporary data folder that is deleted on quit, so it never adds "demo-…"
 connections or cached lists to the operator's real database. If a folder was named, the demo
 uses it (the user asked for it) and updates the demo connections there to the new sandbox port.
-Demo keys are held in memory only (secrets.store_secret(session_only=True)).
+Demo keys are held in memory only (secrets.store_secret(session_only=True)). A demo CRM export
+(`demo/demo-crm-export.xlsx` in the data folder) is listed under Reconcile's recent files.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ def remove_temporary_data_dir(folder: Path | None) -> None:
 class DemoStarted:
     sandboxes: list[Any]
     connections: list[str]
+    spreadsheet: Path | None = None  # a demo CRM export to reconcile against the first one
 
 
 def start_demo(_progress: ProgressCallback, cancel: CancelToken) -> DemoStarted:
@@ -82,7 +84,18 @@ def start_demo(_progress: ProgressCallback, cancel: CancelToken) -> DemoStarted:
             sandbox.stop()
         raise
     log.info("demo mode: %d sandbox(es) running", len(started))
-    return DemoStarted(started, names)
+    return DemoStarted(started, names, _write_spreadsheet(started[0]) if started else None)
+
+
+def _write_spreadsheet(sandbox: Any) -> Path | None:
+    """The demo CRM export in the data folder, so Reconcile has something to open."""
+    from optout_desk.sandbox.crm import FILE_NAME, write_demo_crm
+
+    try:
+        return write_demo_crm(paths.data_dir() / "demo" / FILE_NAME, sandbox.state.optouts())
+    except OSError:  # the demo still works without it
+        log.warning("the demo spreadsheet could not be written", exc_info=True)
+        return None
 
 
 def _ensure_connection(name: str, sandbox: Any) -> None:

@@ -10,7 +10,14 @@ from optout_desk import paths, secrets
 from optout_desk.ui.app import build_window, ensure_application
 
 
-def test_demo_mode_starts_the_sandbox_and_fetches(qtbot: Any, isolated_home: Path) -> None:
+def _accept(mapping: Any) -> Any:
+    from optout_desk.ui.dialogs.mapping import MappingChoice
+
+    return MappingChoice(mapping=mapping, sheet=None)
+
+
+def test_demo_mode_starts_the_sandbox_and_fetches(qtbot: Any, isolated_home: Path,
+                                                  monkeypatch: Any) -> None:
     ensure_application()
     window, controller = build_window(demo=True)
     qtbot.addWidget(window)
@@ -35,6 +42,22 @@ def test_demo_mode_starts_the_sandbox_and_fetches(qtbot: Any, isolated_home: Pat
         qtbot.waitUntil(lambda: not page.fetching, timeout=60_000)
         qtbot.waitUntil(lambda: page.model.total_rows > 0, timeout=15_000)
         assert page.model.total_rows == len(window.context.sandbox.state.optouts())
+
+        # The demo CRM export is offered under Reconcile's recent files; comparing it with
+        # demo-eu lands rows in every bucket.
+        from optout_desk.ui.dialogs.mapping import MappingDialog
+
+        spreadsheet = controller.started.spreadsheet
+        assert spreadsheet is not None and spreadsheet.is_file()
+        reconcile = window.show_page("reconcile")
+        assert reconcile.recent_files()[0] == str(spreadsheet)
+        monkeypatch.setattr(MappingDialog, "ask",
+                            classmethod(lambda cls, parent, table, mapping: _accept(mapping)))
+        reconcile.open_file(spreadsheet)
+        qtbot.waitUntil(lambda: reconcile.run is not None, timeout=60_000)
+        counts = reconcile.run.counts
+        assert all(counts[bucket] > 0 for bucket in ("to_submit", "in_sync", "invalid",
+                                                       "duplicate", "missing_from_crm")), counts
     finally:
         window.close()
         sandbox = window.context.sandbox

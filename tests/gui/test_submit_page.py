@@ -17,12 +17,6 @@ from optout_desk.store.db import connect
 from tests.fixtures.sandbox import SandboxFactory
 
 
-@pytest.fixture(autouse=True)
-def _database_migrated(isolated_home: Path) -> None:
-    """Migrate before the window's pages open the database from several threads at once
-    (store.db.migrate is not safe against a concurrent first open)."""
-    connect().close()
-
 def add_demo(box: Sandbox, monkeypatch: pytest.MonkeyPatch, batch_size: int = 3) -> None:
     monkeypatch.setenv("OPTOUT_DESK_SECRET_DEMO_MASTER_KEY", box.master_key)
     monkeypatch.setenv("OPTOUT_DESK_SECRET_DEMO_KEY", box.key)
@@ -144,3 +138,41 @@ def test_startup_offers_unfinished_plans(qtbot: Any, main_window: Any) -> None:
     qtbot.waitUntil(lambda: page.resume_dialog.isVisible(), timeout=5_000)
     assert "demo (EU)" in page.resume_dialog.list.item(0).text()
     page.resume_dialog.reject()
+
+
+def test_open_a_spreadsheet_takes_its_detected_columns_with_row_numbers(
+    qtbot: Any, main_window: Any, tmp_path: Path,
+) -> None:
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    for row in (["Contacts"], [], ["Name", "E-mail", "Mobile"],
+                ["Ann", "Ann@Example.com", "0470 12 34 56"], ["Bob", "bob@example.com", None]):
+        sheet.append(row)
+    path = tmp_path / "crm.xlsx"
+    book.save(path)
+    main_window.show_page("submit")
+    page = main_window.current_page()
+    page.region.setText("BE")
+    page.open_file(path)
+    qtbot.waitUntil(lambda: len(page.inputs) == 3, timeout=10_000)
+    assert [(i.identifier.key, i.source_file, i.row_number) for i in page.inputs] == [
+        ("ann@example.com", "crm.xlsx", 4), ("+32470123456", "crm.xlsx", 4),
+        ("bob@example.com", "crm.xlsx", 5)]
+    assert "3 identifiers from crm.xlsx" in page.source_label.text()
+    assert "Ann@Example.com" in page.paste.placeholderText()
+
+
+def test_a_damaged_file_is_a_message_and_keeps_what_was_loaded(
+    qtbot: Any, main_window: Any, tmp_path: Path,
+) -> None:
+    main_window.send_to_submit(bucket(2), "Reconcile: To submit")
+    page = main_window.current_page()
+    broken = tmp_path / "broken.xlsx"
+    broken.write_bytes(b"PK\x03\x04 this is not a workbook")
+    page.open_file(broken)
+    qtbot.waitUntil(lambda: main_window.message_bar.level == "warning", timeout=10_000)
+    assert "broken.xlsx" in main_window.message_bar.text.text()
+    assert len(page.inputs) == 2

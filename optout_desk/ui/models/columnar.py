@@ -28,6 +28,7 @@ from PySide6.QtCore import (
     Signal,
 )
 
+from optout_desk.core.identifiers import cell_text
 from optout_desk.core.progress import CancelToken, ProgressCallback
 
 RAW_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -347,7 +348,10 @@ class ColumnarTableModel(QAbstractTableModel):
         if value is None:
             return ""
         formatter = self.formatters.get(self.columns[column])
-        return formatter(value) if formatter is not None else str(value)
+        if formatter is not None:
+            return formatter(value)
+        # A spreadsheet's number cell reads as Excel shows it (100000.0 -> "100000").
+        return cell_text(value) if type(value) is float else str(value)
 
     # --- Qt model interface ----------------------------------------------------------------
 

@@ -6,7 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from optout_desk.store import history
 from optout_desk.ui.models.columnar import ColumnarTableModel
@@ -64,6 +71,11 @@ class HistoryPage(QWidget):
         buttons.addWidget(self.receipt_button)
         buttons.addStretch(1)
         layout = QVBoxLayout(self)
+        layout.addWidget(QLabel("<h2>History</h2>"))
+        intro = QLabel("Every fetch, reconciliation and submission, with its counts and "
+                       "outcome. A run's receipt is the evidence to hand to compliance.")
+        intro.setWordWrap(True)
+        layout.addWidget(intro)
         layout.addLayout(buttons)
         layout.addWidget(self.table, 1)
         self.task: Any = None
@@ -79,6 +91,7 @@ class HistoryPage(QWidget):
     def _loaded(self, runs: list[history.RunRecord]) -> None:
         self.runs = runs
         self.model.set_columns(run_columns(runs))
+        self.table.resize_columns_to_sample()
 
     def selected_run_id(self) -> int | None:
         rows = self.table.selected_view_rows()

@@ -60,6 +60,23 @@ class BucketTable:
     order: list[str]
 
 
+def recent_files(window: MainWindow) -> list[str]:
+    value = window.settings.value(RECENT_KEY, [])
+    if isinstance(value, str):
+        return [value] if value else []
+    return [str(v) for v in (value or [])]
+
+
+def remember_recent_file(window: MainWindow, path: Path) -> None:
+    """Put `path` first in the recent files (also used by demo mode for its spreadsheet)."""
+    text = str(Path(path))
+    recent = [text, *[p for p in recent_files(window) if p != text]][:RECENT_MAX]
+    window.settings.setValue(RECENT_KEY, recent)
+    page = window.built_pages().get("reconcile")
+    if isinstance(page, ReconcilePage):
+        page._refresh_recent()
+
+
 def bucket_table(run: ReconcileRun, bucket: Bucket) -> BucketTable:
     """A bucket as columns for the table: sheet row, the original columns, Explain."""
     headers = run.bucket_headers(bucket)[:-3]
@@ -140,6 +157,7 @@ class ReconcilePage(QWidget):
         self.tabs = QTabWidget()
 
         layout = QVBoxLayout(self)
+        layout.addWidget(QLabel("<h2>Reconcile</h2>"))
         layout.addLayout(controls)
         layout.addWidget(self.progress_bar)
         layout.addWidget(self.status)
@@ -248,16 +266,10 @@ class ReconcilePage(QWidget):
     # --- recent files ------------------------------------------------------------------------
 
     def recent_files(self) -> list[str]:
-        value = self.window_.settings.value(RECENT_KEY, [])
-        if isinstance(value, str):
-            return [value] if value else []
-        return [str(v) for v in (value or [])]
+        return recent_files(self.window_)
 
     def _remember(self, path: Path) -> None:
-        text = str(Path(path))
-        recent = [text, *[p for p in self.recent_files() if p != text]][:RECENT_MAX]
-        self.window_.settings.setValue(RECENT_KEY, recent)
-        self._refresh_recent()
+        remember_recent_file(self.window_, path)
 
     def _refresh_recent(self) -> None:
         self.recent_menu.clear()

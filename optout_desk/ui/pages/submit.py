@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from optout_desk.core.errors import DeskError
 from optout_desk.core.plan import Plan, PlanInput, inputs_from_lines
 from optout_desk.core.progress import CancelToken, Progress, ProgressCallback
 from optout_desk.ui.dialogs.preview import PreviewDialog
@@ -32,6 +33,7 @@ from optout_desk.ui.tasks import run_task
 from optout_desk.workflows import submit
 
 MAX_UNCONFIRMED_SHOWN = 20
+SAMPLE_SHOWN = 12  # identifiers listed in the text box after a file or bucket is loaded
 
 
 class SubmitPage(QWidget):
@@ -88,22 +90,28 @@ class SubmitPage(QWidget):
         top.addWidget(self.region)
         top.addWidget(open_button)
         top.addWidget(self.resume_button)
+        self.plan_button.setDefault(True)
         run_row = QHBoxLayout()
         run_row.addWidget(self.progress, 1)
         run_row.addWidget(self.eta_label)
-        run_row.addWidget(self.cancel_button)
-        after = QHBoxLayout()
-        after.addWidget(self.retry_button)
-        after.addWidget(self.receipt_button)
-        after.addStretch(1)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.retry_button)
+        buttons.addWidget(self.receipt_button)
+        buttons.addStretch(1)
+        buttons.addWidget(self.cancel_button)
+        buttons.addWidget(self.plan_button)
         layout = QVBoxLayout(self)
+        layout.addWidget(QLabel("<h2>Submit</h2>"))
+        intro = QLabel("Send opt-outs to a platform. You see the exact plan before anything is "
+                       "sent; every batch is journaled, so an interrupted run resumes safely.")
+        intro.setWordWrap(True)
+        layout.addWidget(intro)
         layout.addLayout(top)
         layout.addWidget(self.source_label)
         layout.addWidget(self.paste, 1)
-        layout.addWidget(self.plan_button)
         layout.addLayout(run_row)
         layout.addWidget(self.outcome_label)
-        layout.addLayout(after)
+        layout.addLayout(buttons)
         self.refresh_connections()
         if hasattr(window, "connectionsChanged"):
             window.connectionsChanged.connect(self.refresh_connections)
@@ -129,22 +137,55 @@ class SubmitPage(QWidget):
         self.refresh_connections()
 
     def load_inputs(self, inputs: list[PlanInput], origin: str) -> None:
-        """From MainWindow.send_to_submit (the Reconcile page's "To submit" bucket…)."""
+        """From MainWindow.send_to_submit (the Reconcile page's "To submit" bucket…) or a
+        file. The text box is emptied (pasted text would replace these) and shows a sample."""
         self.inputs = list(inputs)
         self.origin = origin
         self.paste.clear()
-        self.source_label.setText(f"{len(self.inputs):,} identifiers from {origin}.")
+        self.source_label.setText(
+            f"{len(self.inputs):,} identifiers from {origin}. Press Preview to see the plan; "
+            "nothing is sent before you confirm it."
+        )
+        sample = [entry.identifier.original for entry in self.inputs[:SAMPLE_SHOWN]]
+        more = len(self.inputs) - len(sample)
+        self.paste.setPlaceholderText(
+            "\n".join(sample) + (f"\n… and {more:,} more" if more > 0 else "")
+            + "\n\n(Paste text here instead to submit something else.)"
+        )
 
     def choose_file(self) -> None:
-        name, _ = QFileDialog.getOpenFileName(self, "Identifiers to submit", "",
-                                              "Text files (*.txt *.csv);;All files (*)")
+        name, _ = QFileDialog.getOpenFileName(
+            self, "Identifiers to submit", "",
+            "Spreadsheets and text (*.xlsx *.xlsm *.xls *.ods *.csv *.tsv *.txt);;"
+            "All files (*)")
         if name:
             self.open_file(Path(name))
 
     def open_file(self, path: Path) -> None:
-        text = path.read_text(encoding="utf-8-sig", errors="replace")
-        self.load_inputs(inputs_from_lines(text.splitlines(), region=self._region(),
-                                           source_file=path.name), path.name)
+        """A spreadsheet (emails and phones of its detected columns, with row numbers) or a
+        text file (one identifier per line), read in the background."""
+        region = self._region()
+
+        def work(progress: ProgressCallback, cancel: CancelToken) -> tuple[list[PlanInput], str]:
+            if path.suffix.lower() in submit.SPREADSHEET_SUFFIXES:
+                inputs, name, _ = submit.inputs_from_spreadsheet(
+                    path, region=region, progress=progress, cancel=cancel)
+                return inputs, name
+            text = path.read_text(encoding="utf-8-sig", errors="replace")
+            return inputs_from_lines(text.splitlines(), region=region,
+                                     source_file=path.name), path.name
+
+        self.source_label.setText(f"Reading {path.name}…")
+        self.task = run_task(self, work, on_success=lambda result: self.load_inputs(*result),
+                             on_failure=self._file_failed, name="read identifiers")
+
+    def _file_failed(self, exc: BaseException) -> None:
+        self.task = None
+        self.source_label.setText("")
+        if isinstance(exc, DeskError):  # a bad or unreadable file: say so, no dialog
+            self.window_.notify(str(exc), "warning")
+        else:
+            self.window_.show_error(exc, "The file could not be read")
 
     def _region(self) -> str:
         return (self.region.text().strip() or "US").upper()

@@ -1,0 +1,72 @@
+"""`optout-desk sandbox` as a user runs it: in the foreground, then connection add, fetch and
+reconcile its demo CRM export against it, then Ctrl-C (SIGTERM here) stops it cleanly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from optout_desk.cli import main
+
+
+def start_sandbox(*args: str) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "optout_desk", "sandbox", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    printed: dict[str, str] = {}
+    assert process.stdout is not None
+    for line in process.stdout:
+        name, _, value = line.partition(":")
+        printed[name.strip()] = value.strip()
+        if line.startswith("Press Ctrl-C"):
+            break
+    return process, printed
+
+
+def stop(process: subprocess.Popen[str]) -> tuple[int, str]:
+    process.send_signal(signal.SIGTERM)
+    rest, errors = process.communicate(timeout=30)
+    return process.returncode, rest + errors
+
+
+def test_sandbox_then_connection_fetch_and_reconcile_its_crm_export(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    crm = tmp_path / "crm.xlsx"
+    process, printed = start_sandbox("--records", "300", "--seed", "3", "--crm-export", str(crm))
+    try:
+        base_url = printed["Base URL"]
+        assert base_url.startswith("http://127.0.0.1:")
+        assert crm.is_file() and str(crm) in printed["CRM export"]
+        monkeypatch.setenv("OPTOUT_DESK_SECRET_LOCAL_MASTER_KEY", printed["Master key"])
+        monkeypatch.setenv("OPTOUT_DESK_SECRET_LOCAL_KEY", printed["Key"])
+        monkeypatch.setattr("sys.stdin", open(os.devnull))  # not a terminal: keys from env
+        assert main(["connection", "add", "local", "--system", "checkmarket",
+                     "--base-url", base_url]) == 0
+        assert main(["fetch", "local"]) == 0
+        assert "300 new" in capsys.readouterr().out
+        result = tmp_path / "result.jsonl"
+        assert main(["reconcile", str(crm), "--against", "local", "--region", "BE",
+                     "--output", str(result)]) == 0
+        printed_counts = capsys.readouterr().out
+        for bucket in ("To submit", "Missing from CRM", "Already in sync", "Invalid",
+                       "Duplicates"):
+            line = next(x for x in printed_counts.splitlines() if x.strip().startswith(bucket))
+            assert int(line.split()[-1].replace(",", "")) > 0, line
+    finally:
+        code, output = stop(process)
+        sys.stdin.close()
+    assert code == 0
+    assert "Sandbox stopped." in output
+
+
+def test_a_port_out_of_range_is_bad_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sandbox", "--port", "70000"]) == 2
+    assert "--port 0-65535" in capsys.readouterr().err
