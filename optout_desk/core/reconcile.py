@@ -209,17 +209,20 @@ def _any_in(
 
 
 def _first_index(key_columns: list[list[str | None]], count: int) -> dict[str | None, int]:
-    """key -> the first row holding it, in reading order (row by row, columns left to right);
-    built in reverse so the earliest write wins."""
-    if not key_columns:
-        return {}
-    if len(key_columns) == 1:
-        keys: list[str | None] = key_columns[0]
-        rows: Sequence[int] = range(count)
-    else:
-        keys = list(chain.from_iterable(zip(*key_columns, strict=True)))
-        rows = list(chain.from_iterable(zip(*([range(count)] * len(key_columns)), strict=True)))
-    index = dict(zip(reversed(keys), reversed(rows), strict=True))
+    """key -> the first row holding it, in reading order (row by row, columns left to right).
+
+    One dict per column, built in reverse so the earliest write wins; then merged, taking the
+    earlier row for a key found in several columns (rare: an email never equals a phone)."""
+    index: dict[str | None, int] = {}
+    for keys in key_columns:
+        column = dict(zip(reversed(keys), reversed(range(count)), strict=True))
+        if not index:
+            index = column
+            continue
+        shared = index.keys() & column.keys()
+        earlier = {key: min(index[key], column[key]) for key in shared}
+        index.update(column)
+        index.update(earlier)
     index.pop(None, None)
     return index
 

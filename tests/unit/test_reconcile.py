@@ -237,3 +237,63 @@ def test_suggestions_never_change_buckets(rows: list[str], other: list[str]) -> 
     assert bytes(result.codes) == codes and result.missing == missing
     for suggestion in suggestions:
         assert result.bucket_of(suggestion.row) in (Bucket.TO_SUBMIT, Bucket.INVALID)
+
+
+def _reference(columns: list[list[str | None]], other: list[list[str | None]]) -> tuple[
+        list[Bucket], dict[int, tuple[int, int]], list[int]]:
+    """The buckets computed the slow, obvious way: the oracle for the set-based matcher."""
+    count = len(columns[0]) if columns else 0
+    first: dict[str, int] = {}
+    for row in range(count):
+        for keys in columns:
+            if keys[row] is not None:
+                first.setdefault(keys[row], row)  # type: ignore[arg-type]
+    on_other = {key for keys in other for key in keys if key is not None}
+    buckets: list[Bucket] = []
+    duplicate_of: dict[int, tuple[int, int]] = {}
+    for row in range(count):
+        cells = [(c, keys[row]) for c, keys in enumerate(columns) if keys[row] is not None]
+        if not cells:
+            buckets.append(Bucket.INVALID)
+        elif any(first[key] < row for _, key in cells):  # type: ignore[index]
+            buckets.append(Bucket.DUPLICATE)
+            duplicate_of[row] = min((first[key], c) for c, key in cells)  # type: ignore[index]
+        elif any(key in on_other for _, key in cells):
+            buckets.append(Bucket.IN_SYNC)
+        else:
+            buckets.append(Bucket.TO_SUBMIT)
+    missing: list[int] = []
+    seen: set[str] = set()
+    for index in range(len(other[0]) if other else 0):
+        present = [keys[index] for keys in other if keys[index] is not None]
+        if any(key in first for key in present):
+            continue
+        if present and all(key in seen for key in present):
+            continue
+        seen.update(present)  # type: ignore[arg-type]
+        missing.append(index)
+    return buckets, duplicate_of, missing
+
+
+KEY = st.one_of(st.none(), st.sampled_from(["a", "b", "c", "d", "e", "+1", "+2", "+3"]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data(), width=st.integers(1, 3), other_width=st.integers(1, 2),
+       rows=st.integers(0, 25), records=st.integers(0, 25))
+def test_the_matcher_agrees_with_the_obvious_reference(
+    data: st.DataObject, width: int, other_width: int, rows: int, records: int,
+) -> None:
+    columns = [data.draw(st.lists(KEY, min_size=rows, max_size=rows)) for _ in range(width)]
+    other = [data.draw(st.lists(KEY, min_size=records, max_size=records))
+             for _ in range(other_width)]
+
+    def as_identifiers(keys: list[str | None]) -> list[Identifier | None]:
+        return [None if k is None else Identifier(normalise_email("x@example.com").kind, k, k)
+                for k in keys]
+
+    result = reconcile([as_identifiers(c) for c in columns], [as_identifiers(c) for c in other])
+    buckets, duplicate_of, missing = _reference(columns, other)
+    assert [result.bucket_of(row) for row in range(rows)] == buckets
+    assert result.duplicate_of == duplicate_of
+    assert result.missing == missing
