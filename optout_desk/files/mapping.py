@@ -26,6 +26,7 @@ from optout_desk.core.identifiers import (
     IdKind,
     cell_text,
     normalise_email,
+    normalise_emails,
     phone_normaliser,
 )
 from optout_desk.core.progress import NEVER_CANCELLED, CancelToken, Progress, ProgressCallback
@@ -247,7 +248,6 @@ def _normalise_columns(
     cancel: CancelToken,
 ) -> list[ColumnIdentifiers]:
     phone = phone_normaliser(check_region(mapping.region))
-    email = normalise_email
     jobs = [(index, IdKind.EMAIL) for index in mapping.email_columns]
     jobs += [(index, IdKind.PHONE) for index in mapping.phone_columns]
     rows = table.rows
@@ -259,21 +259,21 @@ def _normalise_columns(
         for start in range(0, len(rows), _CHUNK):
             cancel.raise_if_cancelled()
             values = [row[index] for row in rows[start:start + _CHUNK]]
-            # Inline comprehensions: this runs per cell, a million times per column.
+            # The bulk normalisers: per cell they cost a third to a half of one-by-one calls.
             if kind is IdKind.EMAIL:
-                identifiers += [
-                    None if value is None
-                    else email(value) if type(value) is str
-                    else email(cell_text(value))
-                    for value in values
-                ]
+                texts = [value if type(value) is str else cell_text(value)
+                         for value in values if value is not None]
+                if len(texts) == len(values):
+                    identifiers += normalise_emails(texts)
+                else:  # empty cells stay None
+                    found = iter(normalise_emails(texts))
+                    identifiers += [None if value is None else next(found) for value in values]
             else:
-                identifiers += [
-                    None if value is None
-                    else phone(value) if type(value) in _PHONE_TYPES  # type: ignore[arg-type]
-                    else phone(cell_text(value))
+                identifiers += phone.many([
+                    value if value is None or type(value) in _PHONE_TYPES
+                    else cell_text(value)
                     for value in values
-                ]
+                ])
             done += len(values)
             progress(Progress(done, total, "cells", "Normalising identifiers…"))
         results.append(ColumnIdentifiers(index, kind, identifiers))

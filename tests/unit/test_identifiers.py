@@ -12,6 +12,7 @@ from optout_desk.core.identifiers import (
     PhoneNormaliser,
     cell_text,
     normalise_email,
+    normalise_emails,
     normalise_phone,
     normalise_token,
 )
@@ -231,3 +232,51 @@ def test_case_and_padding_never_change_an_email_key(text: str) -> None:
     base = normalise_email(text).key
     assert normalise_email(f"  {text.upper()} ").key == base
     assert normalise_email(text.lower()).key == base
+
+
+# Addresses the bulk checks must get exactly right: plain ones (the bulk path) mixed with every
+# way to fall off it — dots in the wrong place, two '@', special-use and odd domains, non-ASCII,
+# quoted local parts, over-long parts, separators and padding.
+ODD_EMAILS = st.sampled_from([
+    "a..b@example.com", ".a@example.com", "a.@example.com", "a@@example.com", "a@b@example.com",
+    "@example.com", "a@", "a@.example.com", "a@example.com.", "a@example..com", "a@-x.com",
+    "a@x-.com", "a@example.c", "a@example.123", "a@localhost", "a@example.test", "a@x.local",
+    "a@invalid", '"a b"@example.com', "José@exämple.com", "a@EXAMPLE.COM", "a\x00b@example.com",
+    "x" * 65 + "@example.com", "a@" + "b" * 64 + ".com", "", " ", "\u00a0a@example.com",
+    "a!#$%&'*+/=?^_`{|}~-@example.com", "a@exa!mple.com", "a@xn--bcher-kva.example",
+])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(EMAILS, ODD_EMAILS, st.text(max_size=20)), max_size=30),
+       st.lists(EMAILS, max_size=30))
+def test_bulk_email_normalisation_equals_one_by_one(mixed: list[str], plain: list[str]) -> None:
+    # Each odd value alone among plain ones: the whole-column checks must catch it.
+    for values in (mixed, plain, *([*plain, value] for value in mixed)):
+        assert normalise_emails(values) == [normalise_email(v) for v in values]
+
+
+PHONE_VALUES = st.one_of(
+    st.none(),
+    st.sampled_from([
+        "+32470123456", "+32 470 12 34 56", "0470 12 34 56", "0470/12.34.56", "0032470123456",
+        "+1 202-555-0143", "(202) 555-0143", "2025550143", "+33 6 12 34 56 78", "06 12 34 56 78",
+        "+44 7700 900123", "07700 900123", "+39 320 123 4567", "3201234567", "+49 151 23456789",
+        "3.2470123456E+10", "3.24701E+10", "32470123456.0", "+32470123456\n", " +32470123456 ",
+        "+", "0", "00", "+0", "+999123", "+32 47", "٠٤٧٠١٢٣٤٥٦", "+32470１２３４５６", "12",
+        "e", "+32470123456789012", "tel: +32470123456",
+    ]),
+    st.sampled_from([32470123456.0, 470123456.0, 2025550143.0, 12025550143.0, 3.5, -32470123456.0,
+                     1e15, 1e16, float("inf"), float("nan"), 0.0, 32470123456, 470123456, True]),
+    st.floats(min_value=1e6, max_value=1e14).map(float.__floor__).map(float),
+    st.text(alphabet="+0123456789 -./()", max_size=18),
+    st.text(max_size=12),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(PHONE_VALUES, max_size=40), st.sampled_from(["BE", "US", "FR", "GB", "IT", "DE"]))
+def test_bulk_phone_normalisation_equals_one_by_one(values: list[object], region: str) -> None:
+    one_by_one = PhoneNormaliser(region)
+    expected = [None if v is None else one_by_one(v) for v in values]  # type: ignore[arg-type]
+    assert PhoneNormaliser(region).many(values) == expected  # type: ignore[arg-type]
