@@ -19,11 +19,11 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
+from collections.abc import Sequence
 from datetime import date, datetime, time
 from enum import StrEnum
 from functools import cache, lru_cache
 from itertools import repeat
-from collections.abc import Sequence
 from typing import NamedTuple
 
 import email_validator
@@ -272,6 +272,16 @@ def _valid(country_code: int, national: str) -> bool:
 _CODE_PREFIXES = {str(code): (code, len(str(code))) for code in _COUNTRY_CODES}
 
 
+# Every 3-digit start of an international number -> (calling code, its length): one look-up
+# instead of up to three (calling codes are prefix-free). Numbers shorter than 3 digits miss
+# and take the full path.
+_CODE_OF_PREFIX = {
+    start: found for start in (f"{n:03d}" for n in range(1000))
+    if (found := _CODE_PREFIXES.get(start[:1]) or _CODE_PREFIXES.get(start[:2])
+        or _CODE_PREFIXES.get(start[:3])) is not None
+}
+
+
 def _split_international(digits: str) -> tuple[int, str] | None:
     """'32470123456' -> (32, '470123456'); calling codes are prefix-free, 1–3 digits."""
     codes = _CODE_PREFIXES
@@ -326,35 +336,31 @@ class PhoneNormaliser:
         results: list[Identifier | None] = []
         append = results.append
         new, kind, basis = tuple.__new__, IdKind.PHONE, self._basis
-        table, codes, valid = _PHONE_FORMATTING, _CODE_PREFIXES, _valid
+        table, code_of, valid = _PHONE_FORMATTING, _CODE_OF_PREFIX.get, _valid
         own_code, trunk = self._country_code, self._trunk_prefix or ""
         trunk_length = len(trunk)
         for value in values:
             if value is None:
                 append(None)
                 continue
-            if type(value) is float and 0 < value < 1e15 and value.is_integer():
-                # A number cell: the commonest damage is an international number that lost
-                # its '+' (a national one that lost its trunk zero takes the full path).
-                digits = str(int(value))
-                if not (trunk_length and digits[:trunk_length] == trunk) \
-                        and not valid(own_code, digits):
-                    found = codes.get(digits[:1]) or codes.get(digits[:2]) \
-                        or codes.get(digits[:3])
-                    if found is not None:
-                        national = digits[found[1]:]
-                        if national and valid(found[0], national):
-                            append(new(Identifier, (kind, digits, "+" + digits, None,
-                                                    _NUMBER_CELL_PLUS_MISSING, basis)))
-                            continue
-            elif (type(value) is str and value.isascii() and "." not in value
-                    and "," not in value and "e" not in value and "E" not in value):
-                # No Excel rendering (scientific notation, a float's ".0") can be involved.
-                text = value.translate(table)
+            if type(value) is str:
+                if value[:1] == "+" and value[1:].isdigit() and value.isascii():
+                    text = value  # already E.164 in shape: the commonest case
+                elif value.isdigit() and value.isascii():
+                    text = value
+                elif (value.isascii() and "." not in value and "," not in value
+                        and "e" not in value and "E" not in value):
+                    # No Excel rendering (scientific notation, a float's ".0") is involved, so
+                    # formatting can go: spaces alone by replace() (a tenth of translate()).
+                    text = value.replace(" ", "")
+                    if not (text.isdigit() or (text[:1] == "+" and text[1:].isdigit())):
+                        text = value.translate(table)
+                else:
+                    append(self(value))
+                    continue
                 if text[:1] == "+":
                     digits = text[1:]
-                    found = codes.get(digits[:1]) or codes.get(digits[:2]) \
-                        or codes.get(digits[:3])
+                    found = code_of(digits[:3])
                     if found is not None and digits.isdigit():
                         national = digits[found[1]:]
                         if national and valid(found[0], national):
@@ -367,6 +373,19 @@ class PhoneNormaliser:
                         append(new(Identifier, (kind, value, f"+{own_code}{national}", None,
                                                 None, basis)))
                         continue
+            elif type(value) is float and 0 < value < 1e15 and value.is_integer():
+                # A number cell: the commonest damage is an international number that lost
+                # its '+' (a national one that lost its trunk zero takes the full path).
+                digits = str(int(value))
+                if not (trunk_length and digits[:trunk_length] == trunk) \
+                        and not valid(own_code, digits):
+                    found = code_of(digits[:3])
+                    if found is not None:
+                        national = digits[found[1]:]
+                        if national and valid(found[0], national):
+                            append(new(Identifier, (kind, digits, "+" + digits, None,
+                                                    _NUMBER_CELL_PLUS_MISSING, basis)))
+                            continue
             append(self(value))
         return results
 
