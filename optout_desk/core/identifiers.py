@@ -9,9 +9,11 @@ Phones damaged by Excel (stored as numbers, shown in scientific notation, a lost
 are repaired only when the repair is certain and then say so; otherwise they are invalid with
 the reason.
 
-Speed matters (a million rows per import): common shapes take regex fast paths, results are
-cached per distinct text, and phone validity is one precompiled pattern per calling code —
-used on every path, so formatting variants of one number always agree.
+Speed matters (a million rows per import): whole columns go through normalise_emails and
+PhoneNormaliser.many, which handle the common shapes in bulk and hand everything else to the
+one-value functions (property tests hold the two to the same results); one-value results are
+cached per distinct text; phone validity is one precompiled pattern per calling code — used
+on every path, so formatting variants of one number always agree.
 """
 
 from __future__ import annotations
