@@ -176,3 +176,4 @@ def test_a_damaged_file_is_a_message_and_keeps_what_was_loaded(
     qtbot.waitUntil(lambda: main_window.message_bar.level == "warning", timeout=10_000)
     assert "broken.xlsx" in main_window.message_bar.text.text()
     assert len(page.inputs) == 2
+    assert "2 identifiers from Reconcile: To submit" in page.source_label.text()

@@ -48,6 +48,7 @@ class SubmitPage(QWidget):
         self.preview: PreviewDialog | None = None
         self.task: Any = None
         self._started = 0.0
+        self._label_before_reading = ""
 
         self.connection = QComboBox()
         self.region = QLineEdit("BE")
@@ -175,13 +176,14 @@ class SubmitPage(QWidget):
             return inputs_from_lines(text.splitlines(), region=region,
                                      source_file=path.name), path.name
 
+        self._label_before_reading = self.source_label.text()
         self.source_label.setText(f"Reading {path.name}…")
         self.task = run_task(self, work, on_success=lambda result: self.load_inputs(*result),
                              on_failure=self._file_failed, name="read identifiers")
 
     def _file_failed(self, exc: BaseException) -> None:
         self.task = None
-        self.source_label.setText("")
+        self.source_label.setText(self._label_before_reading)  # what is loaded is unchanged
         if isinstance(exc, DeskError):  # a bad or unreadable file: say so, no dialog
             self.window_.notify(str(exc), "warning")
         else:
