@@ -193,13 +193,19 @@ class ColumnIndexer:
         last = self._last_match
         if last is not None and last[0] in needle:
             # The user typed one more character: only the previous matches can still match.
-            candidates = last[1]
-            found = [int(i) for i in candidates.tolist() if needle in hay[i]]
+            found: list[int] = []
+            for start in range(0, len(last[1]), _CHUNK):
+                candidates = last[1][start:start + _CHUNK].tolist()
+                found += [i for i in candidates if needle in hay[i]]
         else:
             found = [i for i, text in enumerate(hay) if needle in text]
         if cancel is not None:
             cancel.raise_if_cancelled()
-        result = np.array(found, dtype=np.int64)
+        # Converted in chunks: one np.array() over a million ints holds the GIL for tens of
+        # milliseconds, during which the GUI thread cannot run.
+        result = np.concatenate([np.array(found[start:start + _CHUNK], dtype=np.int64)
+                                 for start in range(0, len(found), _CHUNK)]
+                                or [np.array([], dtype=np.int64)])
         self._last_match = (needle, result)
         return result
 
