@@ -92,7 +92,10 @@ def _lowered_text_array(values: Sequence[Any], plain_text: bool = False) -> np.n
     else:
         chunks = [_lowered_texts(chunk, plain_text=True) for chunk in texts]
     width = max((max(map(len, chunk), default=0) for chunk in chunks), default=0)
-    keys = np.empty(len(values), dtype=f"U{max(width, 1)}")
+    # ASCII text (emails, phones, timestamps) sorts the same as bytes: a quarter of the
+    # memory of a unicode array, and faster to fill and to compare.
+    ascii_only = all(_SEPARATOR.join(chunk).isascii() for chunk in chunks)
+    keys = np.empty(len(values), dtype=f"{'S' if ascii_only else 'U'}{max(width, 1)}")
     start = 0
     for chunk in chunks:
         keys[start:start + len(chunk)] = chunk
