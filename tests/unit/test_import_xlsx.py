@@ -231,3 +231,43 @@ def test_openpyxl_reads_an_xlsx_when_calamine_fails_on_it(
     assert table.rows == expected.rows
     assert table.row_numbers == expected.row_numbers
     assert calls == ["Fair"]
+
+
+def test_legacy_xls_is_read_as_excel_shows_it(tmp_path: Path) -> None:
+    """A real Excel 97-2003 file (written with xlwt): a title row above the header, numbers
+    stored as numbers, a phone that lost its leading zero, a second sheet to choose."""
+    import xlwt  # type: ignore[import-untyped]  # test-only writer, no stubs
+
+    book = xlwt.Workbook()
+    sheet = book.add_sheet("Contacts")
+    rows: list[list[object]] = [
+        ["CRM export"], [], ["Name", "E-mail", "Mobile", "Customer no"],
+        ["Ann", "Ann@Example.com", 470123456, 1001],
+        ["Bob", "bob@example.com", "0470 99 88 77", 1002],
+    ]
+    for r, row in enumerate(rows):
+        for c, value in enumerate(row):
+            sheet.write(r, c, value)
+    book.add_sheet("Notes").write(0, 0, "nothing here")
+    path = tmp_path / "old.xls"
+    book.save(str(path))
+
+    table = read_table(path)
+    assert table.file_format == "xls"
+    assert table.sheet_names == ["Contacts", "Notes"]
+    assert table.header_row_number == 3
+    assert table.headers == ["Name", "E-mail", "Mobile", "Customer no"]
+    assert [row[:2] for row in table.rows] == [
+        ["Ann", "Ann@Example.com"], ["Bob", "bob@example.com"]]
+    assert table.row_numbers == [4, 5]
+
+    from optout_desk.files.mapping import detect_columns, normalise_columns
+
+    mapping = detect_columns(table, "BE")
+    assert (mapping.email_columns, mapping.phone_columns) == ([1], [2])
+    emails, phones = normalise_columns(table, mapping)
+    assert [i.key for i in emails.identifiers] == ["ann@example.com", "bob@example.com"]  # type: ignore[union-attr]
+    ann, bob = phones.identifiers
+    assert ann is not None and ann.key == "+32470123456"
+    assert ann.repair is not None and "dropped the leading 0" in ann.repair
+    assert bob is not None and bob.key == "+32470998877"
