@@ -158,7 +158,7 @@ def test_throttling_waits_for_the_body_retry_after(
     assert client_for(sandbox).check() == 250
     log = sandbox.state.requests_to(OPTOUTS)
     assert [e.status for e in log] == [429, 200]
-    assert 0.38 <= log[1].at - log[0].at < 0.9
+    assert 0.38 <= log[1].at - log[0].at < 1.5  # not the generic backoff (seconds)
 
 
 def test_throttling_slows_all_page_workers(
