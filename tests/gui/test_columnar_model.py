@@ -162,3 +162,34 @@ def test_text_sort_is_case_blind_across_chunks(monkeypatch: pytest.MonkeyPatch) 
     stamps = ["2026-01-02T00:00:00Z", "2026-01-01T00:00:00Z", "2025-12-31T00:00:00Z"] * 3
     order = columnar.ColumnIndexer({"v": stamps}, ())._argsort(stamps)
     assert [stamps[i] for i in order] == sorted(stamps)
+
+
+def test_the_same_sort_asked_twice_in_flight_is_computed_once(
+    qtbot: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """QTableView.sortByColumn asks the model to sort twice; a million-row sort must not run
+    twice side by side."""
+    from PySide6.QtWidgets import QTableView
+
+    from optout_desk.ui.models import columnar
+
+    model = make_model(3000)
+    model.async_threshold = 100
+    computed: list[str | None] = []
+    original = columnar.ColumnIndexer.compute
+
+    def counting(self: Any, column: str | None, *args: Any, **kwargs: Any) -> Any:
+        computed.append(column)
+        return original(self, column, *args, **kwargs)
+
+    monkeypatch.setattr(columnar.ColumnIndexer, "compute", counting)
+    view = QTableView()
+    qtbot.addWidget(view)
+    view.setModel(model)
+    view.setSortingEnabled(True)
+    with qtbot.waitSignal(model.indexApplied, timeout=10_000):
+        view.sortByColumn(model.columns.index("Email"), Qt.SortOrder.DescendingOrder)
+    qtbot.waitUntil(lambda: not model.busy)
+    assert computed.count("Email") == 1
+    emails = column_values(model, "Email")
+    assert emails == sorted(emails, reverse=True)

@@ -78,28 +78,29 @@ def _lowered_texts(values: Sequence[Any], plain_text: bool = False) -> Sequence[
     return cells
 
 
-def _has_no_lower_case(texts: Sequence[str]) -> bool:
-    joined = _SEPARATOR.join(texts)
-    return joined.upper() == joined
-
-
 def _lowered_text_array(values: Sequence[Any], plain_text: bool = False) -> np.ndarray:
-    """Sort keys that ignore case, as one fixed-width numpy array."""
-    texts = [_texts(chunk, plain_text) for chunk in _chunks(values)]
-    if all(_has_no_lower_case(chunk) for chunk in texts):
-        # Upper case only (timestamps "…T…Z", codes): raw order is already case-blind.
-        chunks = texts
-    else:
-        chunks = [_lowered_texts(chunk, plain_text=True) for chunk in texts]
-    width = max((max(map(len, chunk), default=0) for chunk in chunks), default=0)
-    # ASCII text (emails, phones, timestamps) sorts the same as bytes: a quarter of the
-    # memory of a unicode array, and faster to fill and to compare.
-    ascii_only = all(_SEPARATOR.join(chunk).isascii() for chunk in chunks)
-    keys = np.empty(len(values), dtype=f"{'S' if ascii_only else 'U'}{max(width, 1)}")
+    """Sort keys that ignore case, as one fixed-width numpy bytes array.
+
+    Per chunk of cells: one join, one lower(), one encode and one split, all C-level. The keys
+    are UTF-8 bytes: bytewise order is code point order, so the sort is the same as over str,
+    but the array is a quarter of a unicode one's size for ASCII text and numpy compares it
+    with memcmp."""
+    chunks = [_texts(chunk, plain_text) for chunk in _chunks(values)]
+    joined = [_SEPARATOR.join(texts) for texts in chunks]
+    # Upper case only (timestamps "…T…Z", codes): raw order is already case-blind.
+    lower = not all(text.upper() == text for text in joined)
+    encoded: list[list[bytes]] = []
+    for texts, text in zip(chunks, joined, strict=True):
+        parts = (text.lower() if lower else text).encode("utf-8", "surrogatepass").split(b"\x00")
+        if len(parts) != len(texts):  # a cell held the separator itself: cell by cell
+            parts = [(t.lower() if lower else t).encode("utf-8", "surrogatepass") for t in texts]
+        encoded.append(parts)
+    width = max((max(map(len, parts), default=0) for parts in encoded), default=0)
+    keys = np.empty(len(values), dtype=f"S{max(width, 1)}")
     start = 0
-    for chunk in chunks:
-        keys[start:start + len(chunk)] = chunk
-        start += len(chunk)
+    for parts in encoded:
+        keys[start:start + len(parts)] = parts
+        start += len(parts)
     return keys
 
 
@@ -401,7 +402,13 @@ class ColumnarTableModel(QAbstractTableModel):
         return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
-        self._sort_column = column if 0 <= column < len(self.columns) else -1
+        column = column if 0 <= column < len(self.columns) else -1
+        if self._task is not None and (column, order) == (self._sort_column, self._sort_order):
+            # This very sort is being computed: QTableView.sortByColumn asks twice (it sets
+            # the header's indicator, which sorts, then sorts again), and restarting would run
+            # two million-row sorts side by side on one GIL.
+            return
+        self._sort_column = column
         self._sort_order = order
         self._recompute(sorting=True)
 
