@@ -145,10 +145,11 @@ def print_preview(plan: Any) -> None:
     import json
 
     from optout_desk.commands._terminal import out
+    from optout_desk.connectors.registry import system_label
     from optout_desk.core.plan import REASON_LABELS, LeftOutReason
 
     dest = plan.destination
-    out.print(f"Destination: {dest.label} — {dest.system} at {dest.host}")
+    out.print(f"Destination: {dest.label} — {system_label(dest.system)} at {dest.host}")
     kinds = ", ".join(f"{n:,} {kind}{'s' if n != 1 else ''}"
                       for kind, n in sorted(plan.counts.items())) or "nothing"
     out.print(f"To submit:   {plan.total:,} opt-outs ({kinds}) in {len(plan.batches):,} "

@@ -47,6 +47,12 @@ def system_info(system: str) -> SystemInfo:
         raise ConfigurationError(f"Unknown system '{system}'; the desk knows: {known}.") from None
 
 
+def system_label(system: str) -> str:
+    """The name operators know a system by; the id itself for one this desk does not know."""
+    info = SYSTEMS.get(system)
+    return info.label if info is not None else system
+
+
 def base_url_for(system: str, region: str | None, custom_url: str | None) -> str:
     """The base URL of a connection: the custom URL when given (https, or http to this
     computer), else the region's."""

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from optout_desk.connectors.registry import system_label
 from optout_desk.core.plan import REASON_LABELS, LeftOutReason, Plan
 
 
@@ -36,7 +37,8 @@ class PreviewDialog(QDialog):
         self.setWindowTitle("Preview the submission")
         dest = plan.destination
         form = QFormLayout()
-        form.addRow("Destination:", QLabel(f"<b>{dest.label}</b> — {dest.system} at {dest.host}"))
+        form.addRow("Destination:", QLabel(
+            f"<b>{dest.label}</b> — {system_label(dest.system)} at {dest.host}"))
         kinds = ", ".join(f"{n:,} {kind}{'s' if n != 1 else ''}"
                           for kind, n in sorted(plan.counts.items())) or "nothing"
         form.addRow("To submit:", QLabel(f"{plan.total:,} opt-outs ({kinds})"))
