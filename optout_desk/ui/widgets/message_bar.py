@@ -24,6 +24,7 @@ _TINTS = {
     "error": "rgba(220, 50, 50, 55)",
 }
 AUTO_HIDE_MS = 6000
+READING_MS_PER_CHAR = 70  # about 15 characters a second
 
 
 class MessageBar(QFrame):
@@ -62,7 +63,8 @@ class MessageBar(QFrame):
         )
         self.show()
         if level in ("info", "success"):
-            self._timer.start(AUTO_HIDE_MS)
+            # Long enough to read: a longer message (the demo's first steps) stays longer.
+            self._timer.start(max(AUTO_HIDE_MS, READING_MS_PER_CHAR * len(text)))
         else:
             self._timer.stop()
 
