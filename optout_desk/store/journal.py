@@ -19,7 +19,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from optout_desk.core.plan import (
     Destination,
@@ -99,9 +99,9 @@ class JournalBatch:
     resent_after_interruption: int
 
 
-@dataclass(frozen=True)
-class ReceiptRow:
-    """One identifier of a plan as the receipt shows it."""
+class ReceiptRow(NamedTuple):
+    """One identifier of a plan as the receipt shows it (a NamedTuple: one per identifier,
+    100k+ per large plan)."""
 
     identifier: str
     kind: str
@@ -433,22 +433,27 @@ def check_batches_match(conn: sqlite3.Connection, plan_id: int) -> None:
 
 def receipt_rows(conn: sqlite3.Connection, plan_id: int) -> list[ReceiptRow]:
     """Every identifier of the plan, sent ones first in plan order, then the ones left out."""
+    # The batches first, into a dict: a join would look one up per item (5 µs each).
+    batches = {
+        seq: (ITEM_OUTCOMES[state], message) for seq, state, message in conn.execute(
+            "SELECT seq, state, message FROM batches WHERE plan_id = ?", (plan_id,))
+    }
     rows = conn.execute(
-        "SELECT i.original, i.kind, i.value, i.source_file, i.row_number, i.seq, i.outcome, "
-        "i.message, i.confirmed, b.state, b.message FROM items i LEFT JOIN batches b "
-        "ON b.plan_id = i.plan_id AND b.seq = i.seq WHERE i.plan_id = ? ORDER BY i.position",
-        (plan_id,),
-    ).fetchall()
+        "SELECT original, kind, value, source_file, row_number, seq, outcome, message, "
+        "confirmed FROM items WHERE plan_id = ? ORDER BY position", (plan_id,),
+    )
+    new = tuple.__new__
     result = []
-    for original, kind, value, source, row_number, seq, outcome, message, confirmed, state, \
-            batch_message in rows:
+    for original, kind, value, source, row_number, seq, outcome, message, confirmed in rows:
         if seq is None:
-            result.append(ReceiptRow(original, kind, "", source, row_number, None,
-                                     f"left out: {outcome.replace('_', ' ')}", message, None))
+            result.append(new(ReceiptRow, (original, kind, "", source, row_number, None,
+                                           f"left out: {outcome.replace('_', ' ')}", message,
+                                           None)))
         else:
-            result.append(ReceiptRow(original, kind, value, source, row_number, seq,
-                                     ITEM_OUTCOMES[state], batch_message,
-                                     None if confirmed is None else bool(confirmed)))
+            state, batch_message = batches[seq]
+            result.append(new(ReceiptRow, (original, kind, value, source, row_number, seq,
+                                           state, batch_message,
+                                           None if confirmed is None else bool(confirmed))))
     return result
 
 
