@@ -113,6 +113,9 @@ def read_table(
     # otherwise re-scan everything alive (with an opt-out list beside, millions of objects)
     # again and again. Reference counting still frees as usual.
     collecting = gc.isenabled()
+    # Collect first (cheap: big tables read earlier are frozen, see below), so the freeze
+    # after this read cannot keep garbage cycles that happen to be waiting now.
+    gc.collect()
     gc.disable()
     try:
         table = _read_table(path, kind, sheet, progress, cancel)
