@@ -3,7 +3,8 @@ python-calamine's raw read of the same file (load the sheet + to_python), measur
 
 Target (import issue): import AND normalise every email/phone cell in ≤ 1.5× calamine's raw read;
 peak memory of the import with a 1M-record opt-out list held beside it ≤ 1.5 GB. Each side runs in
-its own subprocess so its time and peak RSS (ru_maxrss) are its own.
+its own subprocess so its time and peak RSS (ru_maxrss) are its own; the import is timed alone
+and again with the opt-out list held (the memory figure's run).
 
     python -m bench.bench_import            # 100k rows
     python -m bench.bench_import --full     # 1M rows
@@ -119,7 +120,10 @@ def main() -> None:
         print(f"workbook: {rows:,} rows, {size_mb:.1f} MB (written in "
               f"{time.perf_counter() - started:.1f} s)")
         raw = _run_child("_child_raw", str(path))
-        ours = _run_child("_child_ours", str(path), str(optouts))
+        # The time target is the import alone; the memory target adds an opt-out list held
+        # beside it (which also slows the import: a bigger heap). Both are printed.
+        ours = _run_child("_child_ours", str(path), "0")
+        held = _run_child("_child_ours", str(path), str(optouts))
         raw_again = _run_child("_child_raw", str(path))
     baseline = min(raw["seconds"], raw_again["seconds"])
     ratio = ours["seconds"] / baseline
@@ -130,8 +134,11 @@ def main() -> None:
           f"{int(ours['valid']):,} valid identifiers")
     verdict = "OK" if ratio <= TARGET_RATIO else "OVER"
     print(f"ratio ours/raw: {ratio:.2f}x (target <= {TARGET_RATIO}x) {verdict}")
-    peak_verdict = "OK" if ours["peak_mb"] <= TARGET_PEAK_MB else "OVER"
-    print(f"peak memory, import + {int(ours['held']):,} opt-outs held: {ours['peak_mb']:.0f} MB "
+    print(f"with {int(held['held']):,} opt-outs held beside it: read_table {held['read']:.2f} s + "
+          f"detect/normalise {held['normalise']:.2f} s = {held['seconds']:.2f} s, "
+          f"{held['seconds'] / baseline:.2f}x raw")
+    peak_verdict = "OK" if held["peak_mb"] <= TARGET_PEAK_MB else "OVER"
+    print(f"peak memory, import + {int(held['held']):,} opt-outs held: {held['peak_mb']:.0f} MB "
           f"(target <= {TARGET_PEAK_MB:.0f} MB) {peak_verdict}")
 
 
