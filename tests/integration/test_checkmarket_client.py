@@ -371,3 +371,29 @@ def test_open_client_works_against_the_sandbox(sandbox: Sandbox) -> None:
     with open_client("checkmarket", sandbox.base_url,
                      {"MASTER_KEY": sandbox.master_key, "KEY": sandbox.key}, {}) as client:
         assert client.check() == 250
+
+
+PAGE_ITEM = {
+    "DateOptOut": "2026-05-01T10:00:00.12Z", "Email": "a@example.com", "Phone": None,
+    "FirstName": "Ann", "LastName": None, "LangCode": "nl", "ContactId": 7, "OptoutSourceId": 1,
+}
+
+
+@pytest.mark.parametrize("odd", [
+    {}, {"Email": 5}, {"ContactId": "7"}, {"OptoutSourceId": 99}, {"OptoutSourceId": None},
+    {"DateOptOut": "2026-05-01T10:00:00Z"}, {"DateOptOut": "2026-05-01T10:00:00.1234567Z"},
+    {"DateOptOut": "2026-05-01 10:00:00"}, {"LangCode": None},
+])
+def test_a_page_builds_the_same_records_as_one_by_one(odd: dict[str, Any]) -> None:
+    """The page-wise record builder (the fetch's hot loop) against the per-record one, on a
+    page with one odd item: a type, a date form, an unseen source, or a field missing."""
+    client = CheckMarketClient(CheckMarketSettings(base_url="https://api.example.com/"),
+                               "m", "k")
+    items: list[Any] = [dict(PAGE_ITEM, ContactId=n) for n in range(5)]
+    items.insert(2, {**PAGE_ITEM, **odd})
+    missing = dict(PAGE_ITEM)
+    del missing["Phone"]
+    for page in (items, [*items, missing]):
+        expected = [client._record(item, 3) for item in page]
+        assert client._records(page, 3) == expected  # first page: sources not known yet
+        assert client._records(page, 3) == expected  # later pages: the fast path
