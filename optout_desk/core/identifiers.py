@@ -275,8 +275,7 @@ _CODE_PREFIXES = {str(code): (code, len(str(code))) for code in _COUNTRY_CODES}
 
 
 # Every 3-digit start of an international number -> (calling code, its length): one look-up
-# instead of up to three (calling codes are prefix-free). Numbers shorter than 3 digits miss
-# and take the full path.
+# instead of up to three (calling codes are prefix-free).
 _CODE_OF_PREFIX = {
     start: found for start in (f"{n:03d}" for n in range(1000))
     if (found := _CODE_PREFIXES.get(start[:1]) or _CODE_PREFIXES.get(start[:2])
@@ -286,8 +285,10 @@ _CODE_OF_PREFIX = {
 
 def _split_international(digits: str) -> tuple[int, str] | None:
     """'32470123456' -> (32, '470123456'); calling codes are prefix-free, 1–3 digits."""
-    codes = _CODE_PREFIXES
-    found = codes.get(digits[:1]) or codes.get(digits[:2]) or codes.get(digits[:3])
+    if len(digits) >= 3:
+        found = _CODE_OF_PREFIX.get(digits[:3])
+    else:
+        found = _CODE_PREFIXES.get(digits[:1]) or _CODE_PREFIXES.get(digits[:2])
     if found is None or len(digits) <= found[1]:
         return None
     return found[0], digits[found[1]:]
@@ -338,7 +339,7 @@ class PhoneNormaliser:
         results: list[Identifier | None] = []
         append = results.append
         new, kind, basis = tuple.__new__, IdKind.PHONE, self._basis
-        table, code_of, valid = _PHONE_FORMATTING, _CODE_OF_PREFIX.get, _valid
+        table, split, valid = _PHONE_FORMATTING, _split_international, _valid
         own_code, trunk = self._country_code, self._trunk_prefix or ""
         trunk_length = len(trunk)
         for value in values:
@@ -362,12 +363,10 @@ class PhoneNormaliser:
                     continue
                 if text[:1] == "+":
                     digits = text[1:]
-                    found = code_of(digits[:3])
-                    if found is not None and digits.isdigit():
-                        national = digits[found[1]:]
-                        if national and valid(found[0], national):
-                            append(new(Identifier, (kind, value, text, None, None, basis)))
-                            continue
+                    parts = split(digits) if digits.isdigit() else None
+                    if parts is not None and valid(*parts):
+                        append(new(Identifier, (kind, value, text, None, None, basis)))
+                        continue
                 elif (trunk_length and text[:trunk_length] == trunk and text[:2] != "00"
                         and text.isdigit()):
                     national = text[trunk_length:]
@@ -381,13 +380,11 @@ class PhoneNormaliser:
                 digits = str(int(value))
                 if not (trunk_length and digits[:trunk_length] == trunk) \
                         and not valid(own_code, digits):
-                    found = code_of(digits[:3])
-                    if found is not None:
-                        national = digits[found[1]:]
-                        if national and valid(found[0], national):
-                            append(new(Identifier, (kind, digits, "+" + digits, None,
-                                                    _NUMBER_CELL_PLUS_MISSING, basis)))
-                            continue
+                    parts = split(digits)
+                    if parts is not None and valid(*parts):
+                        append(new(Identifier, (kind, digits, "+" + digits, None,
+                                                _NUMBER_CELL_PLUS_MISSING, basis)))
+                        continue
             append(self(value))
         return results
 
