@@ -102,7 +102,6 @@ _EMAIL_CASE = "email, case and spaces ignored"
 _EMAIL_IDNA = "email, case and spaces ignored, domain in IDNA form"
 _email_cache: dict[str, Identifier] = {}
 _special_use_cache: dict[str, bool] = {}
-_domain_cache: dict[str, bool] = {}
 
 
 def normalise_email(text: str) -> Identifier:
@@ -185,6 +184,15 @@ def normalise_emails(values: Sequence[str]) -> list[Identifier]:
     return results
 
 
+def normalise_email_column(values: Sequence[str | None]) -> list[Identifier | None]:
+    """normalise_emails over a column whose empty cells (None or "") stay None."""
+    present = [value for value in values if value]
+    if len(present) == len(values):
+        return list(normalise_emails(present))
+    found = iter(normalise_emails(present))
+    return [next(found) if value else None for value in values]
+
+
 # Characters of a lower-cased simple address; everything else is deleted by translate().
 _ADDRESS_CHARS = str.maketrans("", "", "abcdefghijklmnopqrstuvwxyz0123456789!#$%&'*+/=?^_`{|}~-.@")
 _DOMAIN_OF = re.compile(r"@([^\x00]*)")
@@ -208,12 +216,9 @@ def _all_simple(text: str, lowered: list[str], count: int) -> bool:
 
 
 def _domain_ok(domain: str) -> bool:
-    ok = _domain_cache.get(domain)
-    if ok is None:
-        ok = _domain_cache[domain] = (
-            _DOMAIN.fullmatch(domain) is not None and not _special_use(domain)
-        )
-    return ok
+    """A domain _SIMPLE_EMAIL accepts and that is not special-use (called once per distinct
+    domain of a column)."""
+    return _DOMAIN.fullmatch(domain) is not None and not _special_use_cached(domain)
 
 
 def _special_use_cached(domain: str) -> bool:

@@ -20,7 +20,7 @@ from optout_desk.core.errors import BadInputError, Cancelled, DeskError
 from optout_desk.core.identifiers import (
     Identifier,
     IdKind,
-    normalise_emails,
+    normalise_email_column,
     phone_normaliser,
 )
 from optout_desk.core.plan import PlanInput
@@ -409,9 +409,7 @@ def _connection_list(db: object, name: str, region: str, scope: str) -> OtherLis
         )
     data = cache.load_columns(db, profile.id, scope)
     # The bulk normalisers (a million cached records per big account); empty cells stay None.
-    present = [value for value in data["Email"] if value]
-    found = iter(normalise_emails(present))
-    emails: IdentifierColumn = [next(found) if value else None for value in data["Email"]]
+    emails: IdentifierColumn = normalise_email_column(data["Email"])
     phones: IdentifierColumn = phone_normaliser(region).many(
         [value or None for value in data["Phone"]])
     rows = list(zip(*(data[name] for name in RECORD_COLUMNS), strict=True))
