@@ -52,6 +52,8 @@ def write_demo_crm(path: Path, optouts: list[dict[str, Any]], *, contacts: int =
     """Write the demo export as xlsx (a title block, then the header on row 4)."""
     import openpyxl
 
+    from optout_desk.files.export import atomic_path
+
     book = openpyxl.Workbook()
     sheet = book.active
     assert sheet is not None
@@ -63,9 +65,8 @@ def write_demo_crm(path: Path, optouts: list[dict[str, Any]], *, contacts: int =
     for row in demo_crm_rows(optouts, contacts=contacts, seed=seed):
         sheet.append(row)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    book.save(partial)
-    partial.replace(path)
+    with atomic_path(path) as partial:
+        book.save(partial)
     return path
 
 

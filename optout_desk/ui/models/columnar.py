@@ -65,9 +65,9 @@ def _texts(values: Sequence[Any], plain_text: bool) -> Sequence[str]:
     return ["" if v is None else v if type(v) is str else str(v) for v in values]
 
 
-def _lowered_texts(values: Sequence[Any], plain_text: bool = False) -> Sequence[str]:
-    """Cells as lower-cased text ("" for empty). `plain_text`: every cell is a str already."""
-    texts = _texts(values, plain_text)
+def _lowered_texts(values: Sequence[Any]) -> Sequence[str]:
+    """Cells as lower-cased text ("" for empty)."""
+    texts = _texts(values, plain_text=False)
     joined = _SEPARATOR.join(texts)
     lowered = joined.lower()  # one C-level call over the chunk, not one per cell
     if lowered == joined:
