@@ -482,8 +482,6 @@ class PhoneNormaliser:
             return self._ok(original, self._country_code, digits, note)
         split = _split_international(digits)
         if split and _valid(*split):
-            if note == _NUMBER_CELL:
-                return self._ok(original, *split, _NUMBER_CELL_PLUS_MISSING)  # one shared text
             return self._ok(original, *split, f"{note}; {_PLUS_MISSING}" if note else _PLUS_MISSING)
         if not numeric_cell:
             return self._parse_slow(original)
