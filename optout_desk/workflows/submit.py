@@ -166,13 +166,14 @@ def inputs_from_spreadsheet(
     inputs: list[PlanInput] = []
     for row, number in zip(table.rows, table.row_numbers, strict=True):
         for column in emails:
-            value = row[column] if column < len(row) else None
-            if value is not None and cell_text(value).strip():
-                inputs.append(PlanInput(normalise_email(cell_text(value)), path.name, number))
+            text = cell_text(row[column] if column < len(row) else None)
+            if text.strip():
+                inputs.append(PlanInput(normalise_email(text), path.name, number))
         for column in phones:
             value = row[column] if column < len(row) else None
-            if value is not None and cell_text(value).strip():
-                cell = value if isinstance(value, (str, int, float)) else cell_text(value)
+            text = cell_text(value)
+            if text.strip():
+                cell = value if isinstance(value, (str, int, float)) else text
                 inputs.append(PlanInput(phone(cell), path.name, number))
     return inputs, path.name, table.sha256
 
