@@ -20,7 +20,11 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from optout_desk import paths
-from optout_desk.connectors.checkmarket import CheckMarketClient, CheckMarketSettings
+from optout_desk.connectors.checkmarket import (
+    CheckMarketClient,
+    CheckMarketFormat,
+    CheckMarketSettings,
+)
 from optout_desk.core.identifiers import normalise_email, normalise_phone
 from optout_desk.core.plan import Destination, PlanInput, build_plan
 from optout_desk.sandbox.server import Sandbox, SandboxConfig
@@ -41,7 +45,7 @@ def make_inputs(count: int) -> list[PlanInput]:
 def journal_overhead(inputs: list[PlanInput], batch_size: int) -> tuple[float, float, int]:
     """Per-batch cost of mark_sent + mark_acknowledged (ms), and save_plan's time (s)."""
     dest = Destination("bench", "checkmarket", "127.0.0.1", "")
-    plan = build_plan(inputs, destination=dest, batch_size=batch_size)
+    plan = build_plan(inputs, destination=dest, payload_format=CheckMarketFormat(batch_size))
     db = connect()
     try:
         started = time.perf_counter()
@@ -122,13 +126,13 @@ def raw_floor(inputs: list[PlanInput], batch_size: int, latency_ms: float) -> fl
     import httpx
 
     plan = build_plan(inputs, destination=Destination("x", "checkmarket", "h", ""),
-                      batch_size=batch_size)
+                      payload_format=CheckMarketFormat(batch_size))
     with sandbox_process(latency_ms) as (base_url, master, key), httpx.Client(
         base_url=base_url, headers={"X-Master-Key": master, "X-Key": key}
     ) as client:
         started = time.perf_counter()
         for batch in plan.batches:
-            client.post("3/contacts/optouts", json=batch.payload).raise_for_status()
+            client.post(batch.payload.route, json=batch.payload.body).raise_for_status()
         return time.perf_counter() - started
 
 
@@ -147,7 +151,7 @@ def main() -> int:
         inputs = make_inputs(count)
         started = time.perf_counter()
         build_plan(inputs, destination=Destination("x", "checkmarket", "h", ""),
-                   batch_size=args.batch_size)
+                   payload_format=CheckMarketFormat(args.batch_size))
         plan_s = time.perf_counter() - started
         per_batch_ms, save_s, batches = journal_overhead(inputs, args.batch_size)
         seconds, total, sent_batches, accepted = send(inputs, args.batch_size, args.latency_ms,

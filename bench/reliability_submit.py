@@ -206,7 +206,7 @@ def check(sc: Scenario, *, verified: bool = True) -> Check:
         problems.append(f"plan status {plan_status}")
     repeats = 0
     for seq, payload, batch_state, sent_count, resent in rows:
-        times = seen[json.dumps(json.loads(payload), sort_keys=True)]
+        times = seen[json.dumps(json.loads(payload)["body"], sort_keys=True)]
         if batch_state != "acknowledged" or times < 1:
             journal_ok = False
             problems.append(f"batch {seq}: {batch_state}, on the server {times}×")
@@ -222,7 +222,7 @@ def check(sc: Scenario, *, verified: bool = True) -> Check:
     for position, acknowledged in _ACK_AT_KILL:
         later = Counter(json.dumps(body, sort_keys=True) for body in submitted[position:])
         for payload in acknowledged:
-            if later[json.dumps(json.loads(payload), sort_keys=True)]:
+            if later[json.dumps(json.loads(payload)["body"], sort_keys=True)]:
                 acknowledged_resent += 1
     if acknowledged_resent:
         problems.append(f"{acknowledged_resent} acknowledged batches were sent again")

@@ -24,6 +24,14 @@ from typing import Any
 import httpx
 import orjson
 
+from optout_desk.connectors.base import (
+    CheckResult,
+    KindRoute,
+    Routes,
+    SendResult,
+    Setting,
+    validate_settings,
+)
 from optout_desk.connectors.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -40,6 +48,8 @@ from optout_desk.connectors.http import (
     retry_after_header,
 )
 from optout_desk.core.errors import BadInputError, Cancelled
+from optout_desk.core.identifiers import Identifier, IdKind
+from optout_desk.core.plan import Payload, PlanItem, chunked
 from optout_desk.core.progress import (
     NEVER_CANCELLED,
     CancelToken,
@@ -68,6 +78,22 @@ FALLBACK_PAGE_SIZES = (1000, 500, 100, 25)
 _CANONICAL = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,7})?Z\Z")
 
 
+# Declared once: the CLI flags, the Connections dialog and validation all come from these.
+SETTINGS: tuple[Setting, ...] = (
+    Setting("page_size", "Page size", int, 1000, "opt-outs asked for per page when fetching "
+            "(CheckMarket's maximum is not documented; refused sizes fall back to 500/100/25)",
+            1, 100_000),
+    Setting("concurrency", "Pages at once", int, 4, "pages fetched at the same time", 1, 32),
+    Setting("batch_size", "Batch size", int, 500, "identifiers per POST when submitting",
+            1, 100_000),
+    Setting("timeout_s", "Timeout (s)", float, 30.0, "longest wait for one answer", 1, 600),
+    Setting("max_retries", "Retries", int, 5, "retries of a throttled or failed request",
+            0, 20),
+    Setting("max_retry_wait_s", "Longest retry wait (s)", float, 60.0,
+            "a longer RetryAfter is reported instead of waited out", 0, 3600),
+)
+
+
 @dataclass(frozen=True)
 class CheckMarketSettings:
     base_url: str
@@ -81,27 +107,9 @@ class CheckMarketSettings:
     @classmethod
     def from_mapping(cls, base_url: str, values: Mapping[str, Any]) -> CheckMarketSettings:
         """Settings from a connection profile; unknown names are ignored, bad values refused."""
-        limits: dict[str, tuple[type, float, float]] = {
-            "page_size": (int, 1, 100_000), "concurrency": (int, 1, 32),
-            "batch_size": (int, 1, 100_000), "timeout_s": (float, 1, 600),
-            "max_retries": (int, 0, 20), "max_retry_wait_s": (float, 0, 3600),
-        }
-        chosen: dict[str, Any] = {}
-        for name in (f.name for f in fields(cls) if f.name != "base_url"):
-            if name not in values or values[name] is None:
-                continue
-            kind, low, high = limits[name]
-            try:
-                value = kind(values[name])
-            except (TypeError, ValueError):
-                value = None
-            if value is None or isinstance(values[name], bool) or not low <= value <= high:
-                raise ConfigurationError(
-                    f"The setting {name} = {values[name]!r} is not usable: give a number "
-                    f"from {low:g} to {high:g}."
-                )
-            chosen[name] = value
-        return cls(base_url=base_url, **chosen)
+        chosen = validate_settings(SETTINGS, values)
+        return cls(base_url=base_url, **{f.name: chosen[f.name] for f in fields(cls)
+                                         if f.name != "base_url"})
 
 
 @dataclass(frozen=True)
@@ -159,12 +167,14 @@ class CheckMarketClient:
 
     # -- calls ---------------------------------------------------------------------------
 
-    def check(self) -> int:
-        """A one-row GET of the account-wide list: proves the keys and the read role; returns
-        Meta.TotalRowCount (or the rows seen when the platform leaves it out)."""
+    def check(self) -> CheckResult:
+        """A one-row GET of the account-wide list: proves the keys and the read role, and
+        says how many opt-outs the account holds (or the rows seen when the platform leaves
+        TotalRowCount out)."""
         body, _ = self._get(OPTOUTS_PATH, {"$top": 1}, NEVER_CANCELLED)
         total = body["Meta"].get("TotalRowCount")
-        return total if isinstance(total, int) else len(body.get("Data") or [])
+        count = total if isinstance(total, int) else len(body.get("Data") or [])
+        return CheckResult(f"{count:,} opt-outs on the account.", count)
 
     def list_optouts(self, *, since: str | None = None, survey_id: int | None = None,
                      progress: ProgressCallback = no_progress,
@@ -223,6 +233,17 @@ class CheckMarketClient:
         message += "." if body_status is not None else (
             "; its answer had no readable status, so re-fetch the list to verify.")
         return SubmitResponse(http_status, body_status, message, attempts)
+
+    def send(self, payload: Payload, cancel: CancelToken = NEVER_CANCELLED) -> SendResult:
+        """One frozen payload of a plan (built by CheckMarketFormat) as one POST."""
+        if payload.route != OPTOUTS_PATH or not isinstance(payload.body, dict):
+            raise ConfigurationError(
+                "This payload was not made for CheckMarket; plan the submission again.")
+        body = payload.body
+        response = self.submit_optouts(body.get("EmailAddresses") or [],
+                                       body.get("PhoneNumbers") or [])
+        return SendResult(response.http_status, response.message, response.attempts,
+                          response.body_status)
 
     # -- paging --------------------------------------------------------------------------
 
@@ -483,3 +504,39 @@ def _json_or_none(response: httpx.Response) -> Any:
         return orjson.loads(response.content)
     except orjson.JSONDecodeError:
         return None
+
+
+# -- submitting: the destination's own payloads ----------------------------------------------
+
+ROUTES = Routes((KindRoute(IdKind.EMAIL, "EmailAddresses"),
+                 KindRoute(IdKind.PHONE, "PhoneNumbers")))
+
+
+@dataclass(frozen=True)
+class CheckMarketFormat:
+    """POST 3/contacts/optouts bodies: emails and phones (E.164, which CheckMarket's
+    +[country][area][number] form is) together, up to `batch_size` per body. Resending is safe:
+    CheckMarket ignores addresses already opted out."""
+
+    batch_size: int = 500
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> CheckMarketFormat:
+        return cls(int(validate_settings(SETTINGS, settings)["batch_size"]))
+
+    def value_for(self, identifier: Identifier) -> str | None:
+        if identifier.kind in ROUTES.kinds:
+            return identifier.key
+        return None
+
+    def not_taken(self, kind: IdKind) -> str:
+        return "CheckMarket takes only email addresses and phone numbers"
+
+    def payloads(self, items: Sequence[PlanItem]) -> list[tuple[tuple[PlanItem, ...], Payload]]:
+        result = []
+        for group in chunked(items, self.batch_size):
+            emails = [item.value for item in group if item.kind is IdKind.EMAIL]
+            phones = [item.value for item in group if item.kind is IdKind.PHONE]
+            body = {"EmailAddresses": emails, "PhoneNumbers": phones}
+            result.append((group, Payload(OPTOUTS_PATH, body, (*emails, *phones), True)))
+        return result

@@ -44,6 +44,16 @@ class RejectedRequestError(PlatformError):
     request will not help."""
 
 
+class PayloadRejectedError(RejectedRequestError):
+    """The platform refused what one payload carries (it named the values or their format):
+    that payload failed, the others can still go. `codes` are the platform's error codes."""
+
+    def __init__(self, message: str, http_status: int | None = None,
+                 body_status: int | None = None, codes: tuple[str, ...] = ()) -> None:
+        super().__init__(message, http_status, body_status)
+        self.codes = codes
+
+
 class NetworkError(ConnectorError):
     """The platform could not be reached (DNS, refused, dropped connection, TLS)."""
 

@@ -1,41 +1,64 @@
-"""Which platforms the desk can connect to, what each needs, and how to open a client.
+"""Which platforms the desk can connect to: the only place that knows which systems exist.
 
-A connector declares its capabilities ("list_all", "submit", "receive", "lookup"); the UI and
-the CLI offer what the connector declares, nothing more.
+Each connector module declares its system (secrets, settings, regions, identifier kinds,
+capabilities, client and payload format, see connectors/base.py); this module lists them and
+answers the questions every caller asks: what does a system need, what can it do, open me a
+client, format a plan for it. The UI and the CLI offer what a system declares, nothing more.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from optout_desk.connectors import checkmarket
+from optout_desk.connectors.base import (
+    Capability,
+    Client,
+    ListingClient,
+    LookupClient,
+    Pacing,
+    SecretField,
+    SubmittingClient,
+    SystemInfo,
+    validate_settings,
+)
 from optout_desk.connectors.errors import ConfigurationError
 from optout_desk.connectors.http import validate_base_url
+from optout_desk.core.plan import PayloadFormat
 
 CUSTOM_REGION = "custom"
 
 
-@dataclass(frozen=True)
-class SystemInfo:
-    label: str
-    secret_fields: tuple[str, ...]
-    secret_labels: tuple[str, ...]  # what the operator calls each secret field, same order
-    regions: dict[str, str]  # region -> base URL; "custom" -> "" (the operator gives the URL)
-    capabilities: frozenset[str]
-    default_region: str = ""
+def _checkmarket_client(base_url: str, secrets: Mapping[str, str],
+                        settings: Mapping[str, Any]) -> Client:
+    return checkmarket.CheckMarketClient(
+        checkmarket.CheckMarketSettings.from_mapping(base_url, settings),
+        secrets["MASTER_KEY"], secrets["KEY"])
+
+
+def _checkmarket_pacing(settings: Mapping[str, Any]) -> Pacing:
+    return Pacing(concurrency=1)  # one POST at a time: batches of 500 are few
 
 
 SYSTEMS: dict[str, SystemInfo] = {
-    "checkmarket": SystemInfo(
-        label="CheckMarket (Medallia Agile Research)",
-        secret_fields=checkmarket.SECRET_FIELDS,
-        secret_labels=("Master key", "Key"),
-        regions={**checkmarket.REGIONS, CUSTOM_REGION: ""},
-        capabilities=frozenset({"list_all", "submit", "receive"}),
-        default_region="eu",
-    ),
+    info.id: info for info in (
+        SystemInfo(
+            id="checkmarket",
+            label="CheckMarket (Medallia Agile Research)",
+            secrets=(SecretField("MASTER_KEY", "Master key", "CheckMarket: Account > API keys"),
+                     SecretField("KEY", "Key", "CheckMarket: Account > API keys")),
+            settings=checkmarket.SETTINGS,
+            capabilities=frozenset({Capability.LIST, Capability.SUBMIT}),
+            regions={**checkmarket.REGIONS, CUSTOM_REGION: ""},
+            default_region="eu",
+            routes=checkmarket.ROUTES,
+            survey_scopes=True,
+            open_client=_checkmarket_client,
+            payload_format=checkmarket.CheckMarketFormat.from_settings,
+            pacing=_checkmarket_pacing,
+        ),
+    )
 }
 
 
@@ -53,34 +76,76 @@ def system_label(system: str) -> str:
     return info.label if info is not None else system
 
 
+def systems_that(capability: Capability) -> list[SystemInfo]:
+    return [info for info in SYSTEMS.values() if info.can(capability)]
+
+
 def base_url_for(system: str, region: str | None, custom_url: str | None) -> str:
     """The base URL of a connection: the custom URL when given (https, or http to this
     computer), else the region's."""
     info = system_info(system)
     if custom_url:
         return validate_base_url(custom_url)
-    if region and region != CUSTOM_REGION and region in info.regions:
+    if region and region != CUSTOM_REGION and info.regions.get(region):
         return info.regions[region]
     choices = ", ".join(r for r in info.regions if r != CUSTOM_REGION)
-    if region == CUSTOM_REGION:
-        raise ConfigurationError("The custom region needs a base URL (--base-url).")
+    if region == CUSTOM_REGION or not choices:
+        raise ConfigurationError(f"{info.label} needs a base URL (--base-url).")
     raise ConfigurationError(
         f"Unknown region '{region or ''}' for {info.label}: choose one of {choices}, or give "
         "a base URL."
     )
 
 
+def settings_for(system: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    """Every declared setting of the system, validated, defaults filled in."""
+    return validate_settings(system_info(system).settings, values)
+
+
 def open_client(system: str, base_url: str, secrets: Mapping[str, str],
-                settings: Mapping[str, Any]) -> checkmarket.CheckMarketClient:
+                settings: Mapping[str, Any]) -> Client:
     info = system_info(system)
-    missing = [label for name, label in zip(info.secret_fields, info.secret_labels, strict=True)
-               if not secrets.get(name)]
+    missing = [secret.label for secret in info.secrets if not secrets.get(secret.name)]
     if missing:
         raise ConfigurationError(
             f"The connection lacks its {' and '.join(missing)}: edit the connection to enter "
             "them.")
-    if system == "checkmarket":
-        return checkmarket.CheckMarketClient(
-            checkmarket.CheckMarketSettings.from_mapping(validate_base_url(base_url), settings),
-            secrets["MASTER_KEY"], secrets["KEY"])
-    raise ConfigurationError(f"No client for system '{system}' yet.")
+    if info.open_client is None:
+        raise ConfigurationError(f"{info.label} has no client in this desk.")
+    return info.open_client(validate_base_url(base_url), secrets,
+                            validate_settings(info.settings, settings))
+
+
+def payload_format(system: str, settings: Mapping[str, Any]) -> PayloadFormat:
+    """How `system` takes identifiers (no keys, no network: a preview needs neither)."""
+    info = system_info(system)
+    if info.payload_format is None or not info.can(Capability.SUBMIT):
+        raise ConfigurationError(f"{info.label} does not take opt-outs from the desk.")
+    return info.payload_format(settings)
+
+
+def pacing(system: str, settings: Mapping[str, Any]) -> Pacing:
+    info = system_info(system)
+    return info.pacing(validate_settings(info.settings, settings))
+
+
+def _cannot(system: str, what: str) -> ConfigurationError:
+    return ConfigurationError(f"{system_label(system)} cannot {what}.")
+
+
+def as_lister(client: Client, system: str) -> ListingClient:
+    if not isinstance(client, ListingClient):
+        raise _cannot(system, "list its opt-outs")
+    return client
+
+
+def as_lookup(client: Client, system: str) -> LookupClient:
+    if not isinstance(client, LookupClient):
+        raise _cannot(system, "look identifiers up")
+    return client
+
+
+def as_submitter(client: Client, system: str) -> SubmittingClient:
+    if not isinstance(client, SubmittingClient):
+        raise _cannot(system, "take opt-outs")
+    return client

@@ -1,11 +1,16 @@
 """A submission plan: exactly what will be sent, frozen when it is previewed.
 
 `build_plan` turns identifiers (from a reconciliation, a spreadsheet, pasted text) into the
-batches a destination takes: identifiers formatted as the destination wants them, invalid ones,
-duplicates and those already on the destination's list left out with the reason, the rest split
-into batches of at most `batch_size` in the order they came. A SHA-256 over the destination and
-every batch's exact payload identifies the plan: the preview shows its short form, the journal
-stores it, and execution re-checks it, so what is sent is exactly what was previewed.
+payloads a destination takes: each identifier formatted as the destination wants it, invalid
+ones, duplicates, kinds the destination does not take and those already on its list left out
+with the reason, the rest grouped into the destination's own request payloads in the order they
+came. How a destination formats and batches is its connector's business (a `PayloadFormat`,
+implemented in connectors/); this module only sees opaque payloads: a route, a JSON body, the
+values it carries and whether sending it twice is harmless.
+
+A SHA-256 over the plan format, the destination and every payload identifies the plan: the
+preview shows its short form, the journal stores it, and execution re-checks it, so what is sent
+is exactly what was previewed.
 
 Pure: no I/O; the caller supplies the keys already on the destination.
 """
@@ -18,23 +23,20 @@ from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from optout_desk.core.identifiers import Identifier, IdKind
 
-# The kinds CheckMarket's POST 3/contacts/optouts accepts, and the body field of each.
-CHECKMARKET_FIELDS: dict[IdKind, str] = {
-    IdKind.EMAIL: "EmailAddresses",
-    IdKind.PHONE: "PhoneNumbers",
-}
-PAYLOAD_FIELDS: tuple[str, ...] = ("EmailAddresses", "PhoneNumbers")
-PLAN_FORMAT = 1  # bump when the hashed content changes shape
+# Bump when the hashed content changes shape. 1: CheckMarket bodies only (before connectors
+# declared their own payloads); 2: {route, body, values, resend_safe} per payload.
+PLAN_FORMAT = 2
 
 
 class LeftOutReason(StrEnum):
     INVALID = "invalid"
     DUPLICATE = "duplicate"
     ALREADY_ON_DESTINATION = "already_on_destination"
+    ALREADY_SUBMITTED = "already_submitted"
     UNSUPPORTED = "unsupported"
 
 
@@ -42,6 +44,7 @@ REASON_LABELS: dict[LeftOutReason, str] = {
     LeftOutReason.INVALID: "not a valid email or phone number",
     LeftOutReason.DUPLICATE: "a duplicate of an identifier earlier in the list",
     LeftOutReason.ALREADY_ON_DESTINATION: "already on the destination's opt-out list",
+    LeftOutReason.ALREADY_SUBMITTED: "already sent to the destination by an earlier plan",
     LeftOutReason.UNSUPPORTED: "a kind of identifier the destination does not take",
 }
 
@@ -100,23 +103,56 @@ class LeftOut:
 
 
 @dataclass(frozen=True, slots=True)
+class Payload:
+    """One request to a destination, as its connector built it.
+
+    `route` is the connector's own name for where it goes (a path, a channel); `body` the exact
+    JSON it sends; `values` the identifiers it carries, as sent (the journal checks its items
+    against them); `resend_safe` whether sending it again after an unknown outcome
+    is harmless on the platform (an idempotent opt-out) — a resume resends only those.
+    """
+
+    route: str
+    body: Any
+    values: tuple[str, ...]
+    resend_safe: bool = True
+
+    def as_json(self) -> dict[str, Any]:
+        return {"route": self.route, "body": self.body, "values": list(self.values),
+                "resend_safe": self.resend_safe}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Payload:
+        return cls(str(data["route"]), data["body"], tuple(data["values"]),
+                   bool(data.get("resend_safe", True)))
+
+
+class PayloadFormat(Protocol):
+    """How one destination takes identifiers (each connector implements it)."""
+
+    @property
+    def batch_size(self) -> int: ...
+
+    def value_for(self, identifier: Identifier) -> str | None:
+        """The identifier as the destination wants it; None for a kind it does not take."""
+        ...
+
+    def not_taken(self, kind: IdKind) -> str:
+        """Why the destination does not take this kind, in a few words."""
+        ...
+
+    def payloads(self, items: Sequence[PlanItem]) -> list[tuple[tuple[PlanItem, ...], Payload]]:
+        """The items grouped into request payloads, each with the items it carries."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
 class Batch:
-    """One POST: its items in plan order; emails and phones share one body."""
+    """One request: its payload and the items it carries, in plan order."""
 
     seq: int
     items: tuple[PlanItem, ...]
-
-    @property
-    def payload(self) -> dict[str, list[str]]:
-        return batch_payload(self.items)
-
-    @property
-    def emails(self) -> list[str]:
-        return [item.value for item in self.items if item.kind is IdKind.EMAIL]
-
-    @property
-    def phones(self) -> list[str]:
-        return [item.value for item in self.items if item.kind is IdKind.PHONE]
+    payload: Payload
 
 
 @dataclass(frozen=True)
@@ -147,64 +183,61 @@ class Plan:
             for item in batch.items:
                 yield batch.seq, item
 
-    def payload_sample(self, limit: int = 3) -> dict[str, list[str]]:
-        """The first batch's body, shortened to `limit` values per field (for the preview)."""
+    def payload_sample(self, limit: int = 3) -> Any:
+        """The first payload's body with every list shortened to `limit` entries (for the
+        preview); None when nothing will be sent."""
         if not self.batches:
-            return {name: [] for name in PAYLOAD_FIELDS}
-        return {name: values[:limit] for name, values in self.batches[0].payload.items()}
+            return None
+        return _shortened(self.batches[0].payload.body, limit)
 
 
-def batch_payload(items: Sequence[PlanItem]) -> dict[str, list[str]]:
-    """The JSON body of one POST 3/contacts/optouts for these items."""
-    payload: dict[str, list[str]] = {name: [] for name in PAYLOAD_FIELDS}
-    for item in items:
-        payload[CHECKMARKET_FIELDS[item.kind]].append(item.value)
-    return payload
+def _shortened(value: Any, limit: int) -> Any:
+    if isinstance(value, list):
+        return [_shortened(item, limit) for item in value[:limit]]
+    if isinstance(value, dict):
+        return {key: _shortened(item, limit) for key, item in value.items()}
+    return value
 
 
-def plan_hash(destination: Destination, payloads: Iterable[Mapping[str, Sequence[str]]]) -> str:
-    """SHA-256 over the destination and each batch's exact payload, in order."""
+def plan_hash(destination: Destination, payloads: Iterable[Payload]) -> str:
+    """SHA-256 over the plan format, the destination and each payload, in order."""
     content = {
         "format": PLAN_FORMAT,
         "destination": destination.as_dict(),
-        "batches": [{name: list(p.get(name, [])) for name in PAYLOAD_FIELDS} for p in payloads],
+        "payloads": [payload.as_json() for payload in payloads],
     }
     text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def destination_value(identifier: Identifier) -> str | None:
-    """The identifier as CheckMarket wants it: the normalised email, the phone in +CC… form
-    (E.164); None for kinds it does not take."""
-    if identifier.kind in CHECKMARKET_FIELDS:
-        return identifier.key
-    return None
 
 
 def build_plan(
     inputs: Iterable[PlanInput],
     *,
     destination: Destination,
-    batch_size: int,
+    payload_format: PayloadFormat,
     already_on_destination: Collection[str] = (),
+    already_detail: str = "",
+    already_submitted: Mapping[str, str] | None = None,
 ) -> Plan:
-    """Freeze `inputs` into batches for `destination`; see the module docstring."""
-    if batch_size < 1:
-        raise ValueError("batch_size must be at least 1")
+    """Freeze `inputs` into payloads for `destination`; see the module docstring.
+
+    `already_on_destination` holds the keys the destination is known to hold as opted out
+    (its cached list, or its look-up answers); `already_detail` says how that is known.
+    `already_submitted` maps keys an earlier plan delivered to the sentence saying which."""
+    submitted = already_submitted or {}
     items: list[PlanItem] = []
     left_out: list[LeftOut] = []
     seen: dict[str, PlanInput] = {}
+    already = already_detail or f"already on {destination.connection}'s cached opt-out list"
     for entry in inputs:
         ident = entry.identifier
         if ident.key is None:
             left_out.append(_left_out(entry, LeftOutReason.INVALID, ident.problem or "invalid"))
             continue
-        value = destination_value(ident)
+        value = payload_format.value_for(ident)
         if value is None:
-            left_out.append(_left_out(
-                entry, LeftOutReason.UNSUPPORTED,
-                f"{destination.system} takes only email addresses and phone numbers",
-            ))
+            left_out.append(_left_out(entry, LeftOutReason.UNSUPPORTED,
+                                      payload_format.not_taken(ident.kind)))
             continue
         first = seen.get(ident.key)
         if first is not None:
@@ -212,25 +245,33 @@ def build_plan(
             continue
         seen[ident.key] = entry
         if ident.key in already_on_destination:
-            left_out.append(_left_out(
-                entry, LeftOutReason.ALREADY_ON_DESTINATION,
-                f"already on {destination.connection}'s cached opt-out list",
-            ))
+            left_out.append(_left_out(entry, LeftOutReason.ALREADY_ON_DESTINATION, already))
+            continue
+        if ident.key in submitted:
+            left_out.append(_left_out(entry, LeftOutReason.ALREADY_SUBMITTED,
+                                      submitted[ident.key]))
             continue
         items.append(PlanItem(ident.kind, value, ident.key, ident.original, entry.source_file,
                               entry.row_number))
     batches = tuple(
-        Batch(seq, tuple(items[start:start + batch_size]))
-        for seq, start in enumerate(range(0, len(items), batch_size), start=1)
+        Batch(seq, carried, payload)
+        for seq, (carried, payload) in enumerate(payload_format.payloads(items), start=1)
     )
     return Plan(
         destination=destination,
-        batch_size=batch_size,
+        batch_size=payload_format.batch_size,
         batches=batches,
         left_out=tuple(left_out),
         hash=plan_hash(destination, (batch.payload for batch in batches)),
         counts=dict(Counter(str(item.kind) for item in items)),
     )
+
+
+def chunked(items: Sequence[PlanItem], size: int) -> list[tuple[PlanItem, ...]]:
+    """`items` in consecutive groups of at most `size` (a connector's batching helper)."""
+    if size < 1:
+        raise ValueError("a batch holds at least one identifier")
+    return [tuple(items[start:start + size]) for start in range(0, len(items), size)]
 
 
 def _left_out(entry: PlanInput, reason: LeftOutReason, detail: str) -> LeftOut:
@@ -277,15 +318,18 @@ def left_out_from_json(data: Mapping[str, Any]) -> LeftOut:
 def restore_plan(
     destination: Destination,
     batch_size: int,
-    batches: Sequence[tuple[int, Sequence[PlanItem]]],
+    batches: Sequence[tuple[int, Sequence[PlanItem], Payload]],
     left_out: Sequence[LeftOut],
     expected_hash: str,
 ) -> Plan:
-    """Rebuild a stored plan; raises ValueError when its content no longer matches its hash
-    (the journal was altered), so nothing but the previewed plan can be sent."""
-    frozen = tuple(Batch(seq, tuple(items)) for seq, items in batches)
+    """Rebuild a stored plan; raises ValueError when its content no longer matches its hash,
+    or its items no longer match the payloads that carry them (the journal was altered), so
+    nothing but the previewed plan can be sent."""
+    frozen = tuple(Batch(seq, tuple(items), payload) for seq, items, payload in batches)
     actual = plan_hash(destination, (batch.payload for batch in frozen))
-    if actual != expected_hash:
+    if actual != expected_hash or any(
+            sorted(item.value for item in batch.items) != sorted(batch.payload.values)
+            for batch in frozen):
         raise ValueError("the stored plan does not match its hash")
     items = [item for batch in frozen for item in batch.items]
     return Plan(destination, batch_size, frozen, tuple(left_out), expected_hash,

@@ -150,6 +150,7 @@ def remove(conn: sqlite3.Connection, name: str) -> None:
         # Explicit deletes first: they do not depend on foreign keys being switched on.
         conn.execute("DELETE FROM optouts WHERE connection_id = ?", (profile.id,))
         conn.execute("DELETE FROM sync_state WHERE connection_id = ?", (profile.id,))
+        conn.execute("DELETE FROM lookup_answers WHERE connection_id = ?", (profile.id,))
         conn.execute("DELETE FROM connections WHERE id = ?", (profile.id,))
     except BaseException:
         conn.execute("ROLLBACK")

@@ -1,10 +1,15 @@
 """The submission journal: a plan is written down before its first request, and each batch's
-state is committed around its POST, so a crash at any moment leaves a true record.
+state is committed around its request, so a crash at any moment leaves a true record.
 
-A batch goes pending -> sent -> acknowledged | failed. `sent` is committed BEFORE the POST:
-after a crash a batch still `sent` may or may not have reached the platform, so resume sends it
-again (opt-outs are idempotent on CheckMarket) and counts that repeat. A batch `acknowledged`
-is never sent again.
+A batch (one payload) goes pending -> sent -> acknowledged | failed. `sent` is committed BEFORE
+the request: after a crash a batch still `sent` may or may not have reached the platform. A
+resume sends it again only when its payload says that is harmless (`Payload.resend_safe`, the
+connector's answer: an idempotent opt-out), and counts that repeat; otherwise it stays `sent`
+and is listed for the operator to check. A batch `acknowledged` is never sent again.
+
+Plans are stored in the format they were made in (`PLAN_FORMAT`, in the plan's JSON; absent =
+1, the CheckMarket-only format of earlier versions). A plan of another format is never read as
+this one: it is refused with a sentence saying so, while its receipt and history still read.
 
 Each state change is one small autocommit transaction (WAL, synchronous=NORMAL, set by
 store.db.connect): well under 2 ms per batch. Item outcomes are not rewritten per batch; they
@@ -22,8 +27,10 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from optout_desk.core.plan import (
+    PLAN_FORMAT,
     Destination,
     LeftOut,
+    Payload,
     Plan,
     PlanItem,
     item_from_json,
@@ -73,6 +80,9 @@ class PlanSummary:
     message: str
     runner_pid: int | None
     destination_label: str = ""
+    system: str = ""
+    submission_id: int | None = None
+    plan_format: int = PLAN_FORMAT
 
     @property
     def short_hash(self) -> str:
@@ -88,7 +98,7 @@ class PlanSummary:
 class JournalBatch:
     plan_id: int
     seq: int
-    payload: dict[str, list[str]]
+    payload_data: Any  # the stored JSON: a Payload's as_json() in the current format
     size: int
     state: str
     http_status: int | None
@@ -97,6 +107,10 @@ class JournalBatch:
     attempts: int
     sent_count: int
     resent_after_interruption: int
+
+    @property
+    def payload(self) -> Payload:
+        return Payload.from_json(self.payload_data)
 
 
 class ReceiptRow(NamedTuple):
@@ -123,12 +137,13 @@ def utc_now() -> str:
 
 def save_plan(
     conn: sqlite3.Connection, plan: Plan, *, source_file: str | None = None,
-    source_sha256: str | None = None,
+    source_sha256: str | None = None, submission_id: int | None = None,
 ) -> int:
     """Write the whole plan (status pending) in one transaction and return its id. The source
     file (name and SHA-256) goes into the run history when the plan is sent."""
     now = utc_now()
     meta = {
+        "format": PLAN_FORMAT,
         "source_file": source_file,
         "source_sha256": source_sha256,
         "destination": plan.destination.as_dict(),
@@ -141,15 +156,17 @@ def save_plan(
     try:
         cursor = conn.execute(
             "INSERT INTO plans (hash, connection, created_at, updated_at, status, plan_json, "
-            "total, batch_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "total, batch_count, submission_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (plan.hash, plan.destination.connection, now, now, PENDING,
-             json.dumps(meta, ensure_ascii=False), plan.total, len(plan.batches)),
+             json.dumps(meta, ensure_ascii=False), plan.total, len(plan.batches),
+             submission_id),
         )
         plan_id = cursor.lastrowid
         assert plan_id is not None
         conn.executemany(
             "INSERT INTO batches (plan_id, seq, payload_json, size) VALUES (?, ?, ?, ?)",
-            ((plan_id, b.seq, json.dumps(b.payload, ensure_ascii=False), len(b.items))
+            ((plan_id, b.seq, json.dumps(b.payload.as_json(), ensure_ascii=False),
+              len(b.items))
              for b in plan.batches),
         )
         conn.executemany(
@@ -177,24 +194,21 @@ def _item_rows(plan_id: int, plan: Plan) -> Iterator[tuple[Any, ...]]:
 
 
 def claim(conn: sqlite3.Connection, plan_id: int, pid: int | None = None) -> None:
-    """Mark a plan running by this process. Refuses a plan another live process is sending,
-    and one that is completed or discarded."""
+    """Mark a plan running by this process. The caller holds the destination's lock
+    (store/locks.py), so a plan still marked running by someone else is a leftover of a run
+    that died. Refuses a plan that is completed or discarded, or of another plan format."""
     pid = os.getpid() if pid is None else pid
     conn.execute("BEGIN IMMEDIATE")
     try:
         row = conn.execute(
-            "SELECT status, runner_pid FROM plans WHERE id = ?", (plan_id,)
+            "SELECT status, plan_json FROM plans WHERE id = ?", (plan_id,)
         ).fetchone()
         if row is None:
             raise JournalError(f"There is no submission plan {plan_id}.")
-        status, runner = row
+        status = row[0]
         if status in (COMPLETED, DISCARDED):
             raise JournalError(f"Submission plan {plan_id} is {status}; there is nothing to send.")
-        if status == RUNNING and runner not in (None, pid) and process_alive(runner):
-            raise JournalError(
-                f"Submission plan {plan_id} is being sent by another Opt-out Desk process "
-                f"(pid {runner}). Wait for it to finish, or close it and resume."
-            )
+        _require_current_format(plan_id, json.loads(row[1]))
         conn.execute(
             "UPDATE plans SET status = ?, runner_pid = ?, updated_at = ?, message = '' "
             "WHERE id = ?", (RUNNING, pid, utc_now(), plan_id),
@@ -205,18 +219,21 @@ def claim(conn: sqlite3.Connection, plan_id: int, pid: int | None = None) -> Non
         raise
 
 
-def process_alive(pid: int) -> bool:
-    """Whether a process with this id runs (POSIX); on Windows we cannot ask cheaply and say
-    no, so a stale 'running' plan never blocks a resume."""
-    if os.name != "posix":
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def format_of(meta: dict[str, Any]) -> int:
+    value = meta.get("format", 1)
+    return value if isinstance(value, int) else 1
+
+
+def _require_current_format(plan_id: int, meta: dict[str, Any]) -> None:
+    found = format_of(meta)
+    if found != PLAN_FORMAT:
+        which = "an earlier" if found < PLAN_FORMAT else "a newer"
+        raise JournalError(
+            f"Submission plan {plan_id} was made by {which} version of Opt-out Desk (plan "
+            f"format {found}; this one reads format {PLAN_FORMAT}) and will not be sent by "
+            "this one. Its acknowledged batches stay recorded; discard it and plan again "
+            "from the same file (what is already on the platform is left out)."
+        )
 
 
 def set_status(conn: sqlite3.Connection, plan_id: int, status: str, message: str = "") -> None:
@@ -296,7 +313,7 @@ _SUMMARY_SQL = """
     SELECT p.id, p.hash, p.connection, p.created_at, p.updated_at, p.status, p.total,
            p.batch_count,
            SUM(b.state = 'acknowledged'), SUM(b.state = 'failed'), SUM(b.state = 'sent'),
-           SUM(b.state = 'pending'), p.message, p.runner_pid, p.plan_json
+           SUM(b.state = 'pending'), p.message, p.runner_pid, p.plan_json, p.submission_id
     FROM plans p LEFT JOIN batches b ON b.plan_id = p.id
 """
 
@@ -309,7 +326,8 @@ def _summary(row: Sequence[Any]) -> PlanSummary:
         status=row[5], total=row[6], batch_count=row[7], acknowledged=int(row[8] or 0),
         failed=int(row[9] or 0), sent_unacknowledged=int(row[10] or 0),
         pending=int(row[11] or 0), message=row[12], runner_pid=row[13],
-        destination_label=dest.label,
+        destination_label=dest.label, system=dest.system, submission_id=row[15],
+        plan_format=format_of(meta),
     )
 
 
@@ -378,12 +396,14 @@ def _destination(meta: dict[str, Any]) -> Destination:
 
 
 def load_plan(conn: sqlite3.Connection, plan_id: int) -> Plan:
-    """The stored plan, checked against its hash (JournalError if it no longer matches)."""
+    """The stored plan, checked against its hash (JournalError if it no longer matches, or is
+    of another plan format)."""
     row = conn.execute("SELECT hash, plan_json FROM plans WHERE id = ?", (plan_id,)).fetchone()
     if row is None:
         raise JournalError(f"There is no submission plan {plan_id}.")
     plan_hash, meta_text = row
     meta = json.loads(meta_text)
+    _require_current_format(plan_id, meta)
     by_batch: dict[int, list[PlanItem]] = {}
     for seq, kind, value, key, original, source, row_number in conn.execute(
         "SELECT seq, kind, value, key, original, source_file, row_number FROM items "
@@ -393,10 +413,11 @@ def load_plan(conn: sqlite3.Connection, plan_id: int) -> Plan:
             "kind": kind, "value": value, "key": key, "original": original,
             "source_file": source, "row_number": row_number,
         }))
+    stored = [(b.seq, by_batch.get(b.seq, []), b.payload) for b in batches(conn, plan_id)]
     left: list[LeftOut] = [left_out_from_json(item) for item in meta["left_out"]]
     try:
-        return restore_plan(_destination(meta), int(meta["batch_size"]),
-                            sorted(by_batch.items()), left, plan_hash)
+        return restore_plan(_destination(meta), int(meta["batch_size"]), stored, left,
+                            plan_hash)
     except ValueError:
         raise JournalError(
             f"Submission plan {plan_id} no longer matches the hash it was previewed with "
@@ -405,26 +426,31 @@ def load_plan(conn: sqlite3.Connection, plan_id: int) -> Plan:
 
 
 def check_batches_match(conn: sqlite3.Connection, plan_id: int) -> None:
-    """Verify that the stored payloads (what is POSTed) still hash to the previewed plan's
+    """Verify that the stored payloads (what is sent) still hash to the previewed plan's
     hash, and that the items agree with them. Cheap enough to run before every send."""
     row = conn.execute("SELECT hash, plan_json FROM plans WHERE id = ?", (plan_id,)).fetchone()
     if row is None:
         raise JournalError(f"There is no submission plan {plan_id}.")
-    stored = batches(conn, plan_id)
-    if plan_hash(_destination(json.loads(row[1])), (b.payload for b in stored)) != row[0]:
-        raise JournalError(
-            f"The stored batches of submission plan {plan_id} differ from the previewed plan "
-            f"({row[0][:12]}); they will not be sent. Discard the plan and plan again."
-        )
-    sent_values = {b.seq: [*b.payload.get("EmailAddresses", []), *b.payload.get("PhoneNumbers", [])]
-                   for b in stored}
+    meta = json.loads(row[1])
+    _require_current_format(plan_id, meta)
+    altered = JournalError(
+        f"The stored batches of submission plan {plan_id} differ from the previewed plan "
+        f"({row[0][:12]}); they will not be sent. Discard the plan and plan again."
+    )
+    try:
+        stored = {b.seq: b.payload for b in batches(conn, plan_id)}
+    except (KeyError, TypeError, ValueError):
+        raise altered from None
+    if plan_hash(_destination(meta), stored.values()) != row[0]:
+        raise altered
     items: dict[int, list[str]] = {}
     for seq, value in conn.execute(
         "SELECT seq, value FROM items WHERE plan_id = ? AND seq IS NOT NULL ORDER BY position",
         (plan_id,),
     ):
         items.setdefault(seq, []).append(value)
-    if any(sorted(items.get(seq, [])) != sorted(values) for seq, values in sent_values.items()):
+    if any(sorted(items.get(seq, [])) != sorted(payload.values)
+           for seq, payload in stored.items()):
         raise JournalError(
             f"The items of submission plan {plan_id} differ from its batches; it will not be "
             "sent. Discard the plan and plan again."
@@ -474,3 +500,45 @@ def unconfirmed_values(conn: sqlite3.Connection, plan_id: int) -> list[str]:
         (plan_id,),
     ).fetchall()
     return [row[0] for row in rows]
+
+
+def unsent_keys(conn: sqlite3.Connection, plan_id: int) -> set[str]:
+    """The keys of the plan's items whose batch is not acknowledged (what a resume would
+    send, or might: a batch sent without an answer counts)."""
+    rows = conn.execute(
+        "SELECT i.key FROM items i JOIN batches b ON b.plan_id = i.plan_id AND b.seq = i.seq "
+        "WHERE i.plan_id = ? AND b.state <> 'acknowledged'", (plan_id,),
+    )
+    return {row[0] for row in rows if row[0]}
+
+
+def acknowledged_keys(conn: sqlite3.Connection, connection: str,
+                      keys: Iterable[str]) -> dict[str, tuple[int, str]]:
+    """Of `keys`, those an earlier plan to `connection` sent in an acknowledged batch:
+    key -> (plan id, when it was acknowledged)."""
+    wanted = list(dict.fromkeys(keys))
+    found: dict[str, tuple[int, str]] = {}
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start:start + 500]
+        marks = ",".join("?" * len(chunk))
+        for key, plan_id, finished in conn.execute(
+            "SELECT i.key, i.plan_id, b.finished_at FROM items i "
+            "JOIN batches b ON b.plan_id = i.plan_id AND b.seq = i.seq "
+            "JOIN plans p ON p.id = i.plan_id "
+            f"WHERE i.key IN ({marks}) AND p.connection = ? AND b.state = 'acknowledged'",
+            (*chunk, connection),
+        ):
+            found.setdefault(key, (int(plan_id), str(finished or "")))
+    return found
+
+
+def acknowledged_items(conn: sqlite3.Connection, plan_id: int) -> list[PlanItem]:
+    """The items of the plan's acknowledged batches, in plan order (what verification asks
+    the destination about)."""
+    rows = conn.execute(
+        "SELECT i.kind, i.value, i.key, i.original, i.source_file, i.row_number FROM items i "
+        "JOIN batches b ON b.plan_id = i.plan_id AND b.seq = i.seq "
+        "WHERE i.plan_id = ? AND b.state = 'acknowledged' ORDER BY i.position", (plan_id,),
+    ).fetchall()
+    return [item_from_json({"kind": r[0], "value": r[1], "key": r[2], "original": r[3],
+                            "source_file": r[4], "row_number": r[5]}) for r in rows]

@@ -115,4 +115,34 @@ MIGRATIONS: list[str] = [
     ) WITHOUT ROWID;
     CREATE INDEX items_by_batch ON items (plan_id, seq);
     """,
+    # 4: the connector contract: submissions (one input list fanned out to several plans, one
+    # per destination), the look-up answers of connections that answer per identifier, and
+    # items found by key (what an earlier plan already delivered).
+    """
+    CREATE TABLE submissions (
+        id            INTEGER PRIMARY KEY,
+        created_at    TEXT NOT NULL,
+        os_user       TEXT NOT NULL DEFAULT '',
+        origin        TEXT NOT NULL DEFAULT '',   -- 'file' | 'reconcile' | 'inbox' | 'pasted'
+        source_file   TEXT,
+        source_sha256 TEXT,
+        input_count   INTEGER NOT NULL DEFAULT 0
+    );
+    ALTER TABLE plans ADD COLUMN submission_id INTEGER REFERENCES submissions(id);
+    CREATE INDEX plans_by_submission ON plans (submission_id);
+    CREATE INDEX items_by_key ON items (key);
+
+    -- What a look-up connection answered for one identifier, and when (a cache: reconcile
+    -- and the already-on-destination check reuse answers younger than the connection's limit).
+    CREATE TABLE lookup_answers (
+        connection_id INTEGER NOT NULL REFERENCES connections(id) ON DELETE CASCADE,
+        kind          TEXT NOT NULL,
+        value         TEXT NOT NULL,          -- as the platform takes it (E.164, lower-case)
+        opted_out     INTEGER NOT NULL,
+        state         TEXT NOT NULL DEFAULT '',
+        changed_at    TEXT,
+        checked_at    TEXT NOT NULL,
+        PRIMARY KEY (connection_id, kind, value)
+    ) WITHOUT ROWID;
+    """,
 ]

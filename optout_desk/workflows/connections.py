@@ -16,12 +16,13 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
+from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any
 
 from optout_desk import secrets as secret_store
 from optout_desk.connectors import registry
-from optout_desk.connectors.checkmarket import CheckMarketClient, CheckMarketSettings
+from optout_desk.connectors.base import Client
 from optout_desk.connectors.errors import ConnectorError
 from optout_desk.core.errors import BadInputError, DeskError
 from optout_desk.store import cache, connections
@@ -245,7 +246,7 @@ def secrets_location(profile: ConnectionProfile) -> str:
     return "; ".join(f"{label.lower()}: {place}" for label, place in places.items())
 
 
-def open_connection_client(name: str) -> tuple[ConnectionProfile, CheckMarketClient]:
+def open_connection_client(name: str) -> tuple[ConnectionProfile, Client]:
     """The connection's profile and an open client (the caller closes it)."""
     profile = get_connection(name)
     info = registry.system_info(profile.system)
@@ -259,16 +260,18 @@ def test_connection(name: str) -> ConnectionCheck:
     there? Connector and keyring failures come back as ok=False with their message."""
     get_connection(name)  # "No connection named …" is bad input, raised
     try:
-        _, client = open_connection_client(name)
-        with client:
-            total = client.check()
+        profile, client = open_connection_client(name)
+        with closing(client):
+            result = client.check()
     except (ConnectorError, secret_store.SecretsError) as exc:
         log.info("connection test of %s failed: %s", name, type(exc).__name__)
         return ConnectionCheck(ok=False, total_optouts=None, message=exc.message, error=exc)
+    info = registry.system_info(profile.system)
     return ConnectionCheck(
         ok=True,
-        total_optouts=total,
-        message=f"The connection {name!r} works: {total:,} opt-outs on the account.",
+        total_optouts=result.total_optouts,
+        message=f"The connection {name!r} works: {result.message} It can "
+                f"{info.abilities()}.",
     )
 
 
@@ -293,5 +296,4 @@ def _in_environment(name: str, secret_field: str) -> bool:
 
 def _validate_settings(system: str, base_url: str, settings: Mapping[str, Any]) -> None:
     """Refuse settings the connector cannot use, at the time they are entered."""
-    if system == "checkmarket":
-        CheckMarketSettings.from_mapping(base_url, settings)
+    registry.settings_for(system, settings)

@@ -3,15 +3,22 @@
 The one irreversible thing the desk does, so every step leaves a record first:
 1. `prepare_plan` freezes the identifiers into a Plan (core/plan.py) for the preview.
 2. `save_plan` writes it to the journal; nothing is sent before that.
-3. `execute_plan` claims the plan, re-checks it against its hash, and sends its unacknowledged
-   batches one at a time, in order: each batch is committed `sent` before its POST and
-   `acknowledged` or `failed` after it. A non-retryable failure stops the run and says why;
-   Cancel stops after the batch in flight. Either way the plan stays resumable.
-4. After the last batch the destination's list is re-fetched incrementally and each identifier
-   is marked confirmed or not yet visible; a receipt is written and the run goes into history.
+3. `execute_plan` takes the destination's lock (store/locks.py: one sender per connection,
+   across processes), claims the plan, re-checks it against its hash, and sends its
+   unacknowledged payloads at the destination's concurrency and pacing (workflows/sending.py):
+   each is committed `sent` before its request and `acknowledged` or `failed` after it. A
+   failure of the account or platform stops the run and says why; Cancel stops after the
+   payloads in flight. Either way the plan stays resumable.
+4. After the last payload the destination is asked again — its list re-fetched incrementally,
+   or the identifiers looked up — and each identifier is marked confirmed or not yet visible; a
+   receipt is written and the run goes into history.
 
-A resume is just `execute_plan` again: acknowledged batches are never sent twice; a batch that
-was `sent` when the process died is sent again (the only repeat) and counted.
+A resume is just `execute_plan` again: acknowledged payloads are never sent twice; a payload
+that was `sent` when the process died is sent again only when its connector says that is
+harmless (counted as a repeat), else it is left for the operator to check.
+
+What a destination takes and how it formats it comes from its connector (connectors/registry);
+nothing here names a platform's fields.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import logging
 import re
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,13 +35,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from optout_desk import paths
-from optout_desk.connectors.checkmarket import CheckMarketClient
-from optout_desk.connectors.errors import (
-    AuthenticationError,
-    ConnectorError,
-    MissingRoleError,
-    RejectedRequestError,
-)
+from optout_desk.connectors import registry
+from optout_desk.connectors.base import Capability, Client
 from optout_desk.core.errors import BadInputError, DeskError
 from optout_desk.core.identifiers import normalise_email, phone_normaliser
 from optout_desk.core.plan import Destination, Plan, PlanInput, build_plan
@@ -44,21 +47,18 @@ from optout_desk.core.progress import (
     ProgressCallback,
     no_progress,
 )
-from optout_desk.store import cache, connections, history, journal
+from optout_desk.store import connections, history, journal, locks
 from optout_desk.store.connections import ConnectionProfile
 from optout_desk.store.db import connect
+from optout_desk.workflows import sending
+from optout_desk.workflows.destinations import known_optout_keys, look_up
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BATCH_SIZE = 500  # CheckMarketSettings' default; a connection setting overrides it
 RECEIPT_COLUMNS = (
     "identifier", "kind", "sent_as", "source_file", "row_number", "batch", "outcome",
     "platform_message", "confirmed",
 )
-# A failure of these kinds will not go away by sending again: the run stops at once.
-NON_RETRYABLE = (AuthenticationError, MissingRoleError, RejectedRequestError)
-
-
 class SubmitError(DeskError):
     """A plan cannot be sent (unknown, already completed, altered, being sent elsewhere)."""
 
@@ -80,6 +80,7 @@ class SubmitOutcome:
     sent_this_run: int             # POSTs made by this run
     resent_after_interruption: int  # of those, repeats of a batch in flight at a crash
     submitted: int                 # identifiers in acknowledged batches
+    outcome_unknown: int = 0       # batches sent before a crash, not safe to send again
     cancelled: bool = False
     error: str = ""                # why the run stopped, when it failed
     verified: bool = False
@@ -107,8 +108,16 @@ class SubmitOutcome:
         if self.resent_after_interruption:
             n = self.resent_after_interruption
             lines.append(
-                f"{n:,} batch{'es were' if n > 1 else ' was'} re-sent after an interruption; "
-                "opt-outs are idempotent on CheckMarket."
+                f"{n:,} batch{'es were' if n > 1 else ' was'} re-sent after an interruption "
+                "(the destination ignores opt-outs it already holds)."
+            )
+        if self.outcome_unknown:
+            n = self.outcome_unknown
+            lines.append(
+                f"{n:,} batch{'es were' if n > 1 else ' was'} sent just before an interruption "
+                "and may or may not have arrived; sending again is not known to be harmless "
+                "on this platform, so check there, then resume with --resend-unknown to send "
+                f"{'them' if n > 1 else 'it'} anyway."
             )
         if self.error:
             lines.append(f"Stopped: {self.error}")
@@ -188,53 +197,66 @@ def destination_for(profile: ConnectionProfile) -> Destination:
     return Destination(profile.name, profile.system, host, profile.region)
 
 
-def batch_size_for(profile: ConnectionProfile, override: int | None = None) -> int:
-    size = override if override is not None else profile.settings.get("batch_size")
-    if size is None:
-        return DEFAULT_BATCH_SIZE
-    try:
-        value = int(size)
-    except (TypeError, ValueError):
-        value = 0
-    if not 1 <= value <= 100_000:
-        raise BadInputError(f"The batch size must be between 1 and 100,000 (not {size}).")
-    return value
-
-
-def cached_keys(db: sqlite3.Connection, profile: ConnectionProfile, region: str = "US") -> set[str]:
-    """The normalised keys of every email and phone on the connection's cached list."""
-    assert profile.id is not None
-    columns = cache.load_columns(db, profile.id, "")
-    keys: set[str] = set()
-    for text in columns.get("Email", []):
-        if text:
-            key = normalise_email(str(text)).key
-            if key:
-                keys.add(key)
-    phone = phone_normaliser(region)
-    for text in columns.get("Phone", []):
-        if text:
-            key = phone(str(text)).key
-            if key:
-                keys.add(key)
-    return keys
+def _with_batch_size(profile: ConnectionProfile, override: int | None) -> dict[str, Any]:
+    settings = dict(profile.settings)
+    if override is not None:
+        if not 1 <= override <= 100_000:
+            raise BadInputError(
+                f"The batch size must be between 1 and 100,000 (not {override}).")
+        spec = registry.system_info(profile.system).setting("batch_size")
+        if spec is None:
+            raise BadInputError(
+                f"{registry.system_label(profile.system)} takes no batch size: each request "
+                "carries what the platform allows.")
+        settings["batch_size"] = override
+    return settings
 
 
 def prepare_plan(
-    connection: str, inputs: Iterable[PlanInput], *, batch_size: int | None = None
+    connection: str, inputs: Iterable[PlanInput], *, batch_size: int | None = None,
+    include_submitted: bool = False,
 ) -> Plan:
-    """Freeze `inputs` into a plan for `connection`, leaving out what is already on its cached
-    list. Nothing is stored or sent."""
+    """Freeze `inputs` into a plan for `connection`, formatted and batched as its system takes
+    them, leaving out what the destination is known to hold already (its cached list, or its
+    look-up answers) and — unless `include_submitted` — what an earlier plan to it already
+    delivered. Nothing is stored or sent; no key is needed."""
+    inputs = list(inputs)
     db = connect()
     try:
         profile = connections.get(db, connection)
-        already = cached_keys(db, profile)
+        settings = _with_batch_size(profile, batch_size)
+        payload_format = registry.payload_format(profile.system, settings)
+        known = known_optout_keys(db, profile)
+        delivered: dict[str, str] = {}
+        if not include_submitted:
+            keys = (i.identifier.key for i in inputs if i.identifier.key is not None)
+            for key, (plan_id, when) in journal.acknowledged_keys(db, connection, keys).items():
+                if key not in known.keys:
+                    delivered[key] = (f"already sent to {connection} by plan {plan_id} "
+                                      f"({when[:16].replace('T', ' ')} UTC, acknowledged)")
     finally:
         db.close()
     return build_plan(
-        inputs, destination=destination_for(profile),
-        batch_size=batch_size_for(profile, batch_size), already_on_destination=already,
+        inputs, destination=destination_for(profile), payload_format=payload_format,
+        already_on_destination=known.keys, already_detail=known.detail,
+        already_submitted=delivered,
     )
+
+
+def overlapping_unfinished(plan: Plan) -> list[tuple[journal.PlanSummary, int]]:
+    """Unfinished plans to the same destination that would send some of `plan`'s identifiers
+    too, with how many: a new plan must not race an old one (resume or discard it first)."""
+    keys = {item.key for _, item in plan.items()}
+    db = connect()
+    try:
+        found = []
+        for summary in journal.unfinished(db, plan.destination.connection):
+            overlap = len(keys & journal.unsent_keys(db, summary.id))
+            if overlap:
+                found.append((summary, overlap))
+        return found
+    finally:
+        db.close()
 
 
 def save_plan(plan: Plan, *, source_file: str | None = None,
@@ -256,6 +278,10 @@ def save_plan(plan: Plan, *, source_file: str | None = None,
 # -- sending ---------------------------------------------------------------------------------
 
 
+def connection_lock_name(connection: str) -> str:
+    return f"Sending to {connection}"
+
+
 def execute_plan(
     plan_id: int,
     *,
@@ -263,14 +289,41 @@ def execute_plan(
     cancel: CancelToken = NEVER_CANCELLED,
     verify: bool = True,
     receipt: Path | None = None,
-    open_client: Callable[[str], CheckMarketClient] | None = None,
+    open_client: Callable[[str], Client] | None = None,
+    resend_unknown: bool = False,
 ) -> SubmitOutcome:
-    """Send the plan's unacknowledged batches, verify, write the receipt, record the run.
+    """Send the plan's unacknowledged payloads, verify, write the receipt, record the run.
 
-    `open_client(connection)` makes the client (default: the connection's stored profile and
-    secrets); benches and tests pass their own.
+    Only one run sends to a connection at a time, across processes: a second is refused with
+    the name of the run holding it (SubmitError). `open_client(connection)` makes the client
+    (default: the connection's stored profile and secrets); benches and tests pass their own.
+    `resend_unknown` also sends payloads a crash left without an answer where the destination
+    does not say resending is harmless (the operator checked the platform).
     """
+    db = connect()
+    try:
+        try:
+            connection = journal.summary(db, plan_id).connection
+        except journal.JournalError as exc:
+            raise SubmitError(str(exc)) from None
+    finally:
+        db.close()
+    try:
+        with locks.hold(connection_lock_name(connection), f"plan {plan_id}"):
+            return _execute_locked(plan_id, progress, cancel, verify, receipt, open_client,
+                                   resend_unknown)
+    except locks.LockHeldError as exc:
+        raise SubmitError(
+            f"Another run is sending to {connection}: {locks.describe(exc.holder)}. Wait for "
+            f"it to finish (or stop it), then resume with `optout-desk submit {connection} "
+            "--resume`; nothing was sent by this one."
+        ) from None
 
+
+def _execute_locked(plan_id: int, progress: ProgressCallback, cancel: CancelToken,
+                    verify: bool, receipt: Path | None,
+                    open_client: Callable[[str], Client] | None,
+                    resend_unknown: bool) -> SubmitOutcome:
     started = history.utc_now()
     db = connect()
     try:
@@ -281,11 +334,14 @@ def execute_plan(
             raise SubmitError(str(exc)) from None
         before = journal.summary(db, plan_id)
         todo = journal.unacknowledged_batches(db, plan_id)
-        sent = resent = 0
-        error = ""
-        cancelled = False
+        unknown = [b for b in todo if b.state == journal.BATCH_SENT
+                   and not b.payload.resend_safe and not resend_unknown]
+        todo = [b for b in todo if b not in unknown]
         try:
+            profile = connections.get(db, before.connection)
             client = (open_client or _open_client)(before.connection)
+            submitter = registry.as_submitter(client, profile.system)
+            pacing = registry.pacing(profile.system, profile.settings)
         except DeskError as exc:
             journal.set_status(db, plan_id, journal.FAILED, exc.message)
             _record_run(db, plan_id, started, "failed", exc.message, None)
@@ -293,67 +349,54 @@ def execute_plan(
         done = before.acknowledged
         records = _submitted(db, plan_id)
         progress(Progress(done, before.batch_count, "batches", records=records))
+
+        def acknowledged(batch: journal.JournalBatch) -> None:
+            nonlocal done, records
+            done += 1
+            records += batch.size
+            progress(Progress(done, before.batch_count, "batches", records=records))
+
         try:
-            with client:
-                for batch in todo:
-                    if cancel.cancelled:
-                        cancelled = True
-                        break
-                    resent += journal.mark_sent(db, plan_id, batch.seq)
-                    sent += 1
-                    try:
-                        response = client.submit_optouts(
-                            batch.payload.get("EmailAddresses", []),
-                            batch.payload.get("PhoneNumbers", []),
-                        )
-                    except ConnectorError as exc:
-                        journal.mark_failed(
-                            db, plan_id, batch.seq, error=exc.message,
-                            http_status=getattr(exc, "http_status", None),
-                            body_status=getattr(exc, "body_status", None),
-                        )
-                        error = _stop_reason(exc, batch.seq)
-                        log.warning("plan %d batch %d failed: %s", plan_id, batch.seq,
-                                    type(exc).__name__)
-                        break
-                    journal.mark_acknowledged(
-                        db, plan_id, batch.seq, http_status=response.http_status,
-                        body_status=response.body_status, message=response.message,
-                        attempts=response.attempts,
-                    )
-                    done += 1
-                    records += batch.size
-                    progress(Progress(done, before.batch_count, "batches", records=records))
+            with closing(client):
+                tally = sending.send_batches(db, plan_id, todo, submitter, pacing, cancel,
+                                             acknowledged)
         except BaseException:
-            # Not a platform answer (a bug, Ctrl-C): the batch in flight stays `sent`, so a
-            # resume repeats it; the plan is left resumable.
+            # Not a platform answer (a bug, Ctrl-C): the payloads in flight stay `sent`, so a
+            # resume knows their outcome is unknown; the plan is left resumable.
             journal.set_status(db, plan_id, journal.FAILED,
                                "Interrupted while sending; resume to finish.")
             raise
         after = journal.summary(db, plan_id)
+        error = tally.error
         if error:
             status, message = journal.FAILED, error
+        elif unknown:
+            status = journal.FAILED
+            message = (f"{len(unknown):,} batch(es) were sent before an interruption without "
+                       "an answer; check them on the platform, then resume with "
+                       "--resend-unknown.")
         elif after.remaining:
-            status, message = journal.PENDING, "Cancelled; resume to send the rest."
+            status, message = journal.PENDING, (
+                "Cancelled; resume to send the rest." if tally.cancelled
+                else "Some batches failed; resume to send them again.")
         else:
             status, message = journal.COMPLETED, ""
         journal.set_status(db, plan_id, status, message)
-        log.info("plan %d: %d batches sent (%d repeats after an interruption), status %s",
-                 plan_id, sent, resent, status)
+        log.info("plan %d: %d batches sent (%d repeats after an interruption, %d left "
+                 "unknown), status %s", plan_id, tally.sent, tally.resent, len(unknown), status)
 
         confirmed, verified, verification_error = 0, False, ""
         unconfirmed: list[str] = []
         if status == journal.COMPLETED and verify:
-            confirmed, unconfirmed, verification_error = _verify(db, plan_id, before.connection,
-                                                                 cancel)
+            confirmed, unconfirmed, verification_error = _verify(db, plan_id, profile, cancel)
             verified = not verification_error
         receipt_path = _write_receipt_safely(db, plan_id, receipt)
         outcome = "ok" if status == journal.COMPLETED else ("failed" if error else "cancelled")
         counts = {
             "plan_id": plan_id, "identifiers": after.total, "batches": after.batch_count,
-            "submitted": _submitted(db, plan_id), "batches_sent": sent,
-            "batches_resent": resent, "batches_failed": after.failed,
-            "batches_remaining": after.remaining,
+            "submitted": _submitted(db, plan_id), "batches_sent": tally.sent,
+            "batches_resent": tally.resent, "batches_failed": after.failed,
+            "batches_remaining": after.remaining, "batches_unknown": len(unknown),
         }
         if verified:
             counts.update(confirmed=confirmed, unconfirmed=len(unconfirmed))
@@ -362,8 +405,10 @@ def execute_plan(
             plan_id=plan_id, plan_hash=after.hash, connection=after.connection,
             destination_label=after.destination_label, status=status, total=after.total,
             batches=after.batch_count, acknowledged=after.acknowledged, failed=after.failed,
-            remaining=after.remaining, sent_this_run=sent, resent_after_interruption=resent,
-            submitted=counts["submitted"], cancelled=cancelled and not error, error=error,
+            remaining=after.remaining, sent_this_run=tally.sent,
+            resent_after_interruption=tally.resent, submitted=counts["submitted"],
+            outcome_unknown=len(unknown),
+            cancelled=tally.cancelled and not error, error=error,
             verified=verified, confirmed=confirmed, unconfirmed=unconfirmed,
             verification_error=verification_error,
             receipt_path=str(receipt_path) if receipt_path else None, run_id=run_id,
@@ -372,7 +417,7 @@ def execute_plan(
         db.close()
 
 
-def _open_client(connection: str) -> CheckMarketClient:
+def _open_client(connection: str) -> Client:
     from optout_desk.workflows.connections import open_connection_client
 
     return open_connection_client(connection)[1]
@@ -386,23 +431,27 @@ def _submitted(db: sqlite3.Connection, plan_id: int) -> int:
     return int(row[0])
 
 
-def _stop_reason(exc: ConnectorError, seq: int) -> str:
-    if isinstance(exc, NON_RETRYABLE):
-        return f"batch {seq} was refused: {exc.message}"
-    # Retries ran out: the platform may or may not have applied it; a resume re-sends it,
-    # which is harmless because opt-outs are idempotent.
-    return f"batch {seq} failed after retries: {exc.message}"
-
-
-def _verify(db: sqlite3.Connection, plan_id: int, connection: str,
+def _verify(db: sqlite3.Connection, plan_id: int, profile: ConnectionProfile,
             cancel: CancelToken) -> tuple[int, list[str], str]:
-    """Re-fetch incrementally and mark each sent identifier confirmed or not yet visible."""
+    """Ask the destination again — re-fetch its list incrementally, or look the sent
+    identifiers up — and mark each sent identifier confirmed or not yet visible."""
     from optout_desk.workflows.sync import sync_optouts
 
+    info = registry.system_info(profile.system)
     try:
-        sync_optouts(connection, cancel=cancel)
-        profile = connections.get(db, connection)
-        visible = cached_keys(db, profile)
+        if info.can(Capability.LIST):
+            sync_optouts(profile.name, cancel=cancel)
+            visible = set(known_optout_keys(db, profile).keys)
+        elif info.can(Capability.LOOKUP):
+            sent = journal.acknowledged_items(db, plan_id)
+            answers = look_up(profile.name, [(item.kind, item.value) for item in sent],
+                              refresh=True, cancel=cancel).answers
+            visible = {item.key for item in sent
+                       if (answer := answers.get((item.kind, item.value))) is not None
+                       and answer.opted_out}
+        else:
+            return 0, [], (f"{info.label} offers no list or look-up to confirm with; its "
+                           "acknowledgements in the receipt are the evidence.")
     except DeskError as exc:
         return 0, [], exc.message
     confirmed = journal.set_confirmed(db, plan_id, visible)
@@ -417,7 +466,8 @@ def verify_plan(plan_id: int, *, cancel: CancelToken = NEVER_CANCELLED) -> Submi
     db = connect()
     try:
         summary = journal.summary(db, plan_id)
-        confirmed, unconfirmed, problem = _verify(db, plan_id, summary.connection, cancel)
+        profile = connections.get(db, summary.connection)
+        confirmed, unconfirmed, problem = _verify(db, plan_id, profile, cancel)
         return _outcome_from_journal(db, plan_id, confirmed=confirmed, unconfirmed=unconfirmed,
                                      verified=not problem, verification_error=problem)
     finally:
@@ -469,16 +519,15 @@ def load_plan(plan_id: int) -> Plan:
 
 
 def discard_plan(plan_id: int) -> None:
-    """Give up a plan: its unsent batches will never be sent. Acknowledged ones stay recorded."""
+    """Give up a plan: its unsent batches will never be sent. Acknowledged ones stay recorded.
+    Refused while a run is sending to its connection."""
     db = connect()
     try:
         s = journal.summary(db, plan_id)
-        if s.status == journal.RUNNING and s.runner_pid and journal.process_alive(s.runner_pid):
-            from os import getpid
-
-            if s.runner_pid != getpid():
-                raise SubmitError(f"Plan {plan_id} is being sent by another process; "
-                                  "it cannot be discarded now.")
+        holder = locks.is_held(connection_lock_name(s.connection))
+        if holder is not None:
+            raise SubmitError(f"Plan {plan_id} cannot be discarded now: "
+                              f"{locks.describe(holder)} is sending to {s.connection}.")
         journal.set_status(db, plan_id, journal.DISCARDED, "Discarded by the user.")
     except journal.JournalError as exc:
         raise SubmitError(str(exc)) from None
@@ -507,7 +556,15 @@ def retry_failed_plan(plan_id: int) -> Plan:
                   item.source_file, item.row_number)
         for item in failed
     ]
-    return build_plan(inputs, destination=old.destination, batch_size=old.batch_size)
+    db = connect()
+    try:
+        profile = connections.get(db, old.destination.connection)
+    finally:
+        db.close()
+    settings = {**profile.settings, "batch_size": old.batch_size} if registry.system_info(
+        profile.system).setting("batch_size") else profile.settings
+    return build_plan(inputs, destination=old.destination,
+                      payload_format=registry.payload_format(profile.system, settings))
 
 
 # -- receipts and history --------------------------------------------------------------------

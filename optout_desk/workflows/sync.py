@@ -11,9 +11,11 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from optout_desk.connectors import registry
 from optout_desk.core.errors import BadInputError, Cancelled, DeskError
 from optout_desk.core.progress import (
     NEVER_CANCELLED,
@@ -88,8 +90,8 @@ def sync_optouts(
             progress(report)
 
         _, client = open_connection_client(connection)
-        with client:
-            records = client.list_optouts(
+        with closing(client):
+            records = registry.as_lister(client, profile.system).list_optouts(
                 since=ask_since, survey_id=survey_id, progress=count_pages, cancel=cancel
             )
         # Last chance to cancel: after this line the cache changes, all at once.

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from optout_desk.connectors.checkmarket import CheckMarketFormat
 from optout_desk.core.identifiers import normalise_email
 from optout_desk.core.plan import Destination, PlanInput, build_plan
 from optout_desk.store import history, journal
@@ -24,7 +25,8 @@ def test_runs_listed_and_receipt_exported(qtbot: Any, main_window: Any, tmp_path
     db = connect()
     plan = build_plan([PlanInput(normalise_email(f"h{i}@example.com"), "crm.xlsx", i + 2)
                        for i in range(3)],
-                      destination=Destination("acme", "checkmarket", "h", "eu"), batch_size=5)
+                      destination=Destination("acme", "checkmarket", "h", "eu"),
+                      payload_format=CheckMarketFormat(5))
     plan_id = journal.save_plan(db, plan)
     history.record_run(db, kind="fetch", connection="acme", source_file=None,
                        source_sha256=None, counts={"fetched": 12}, outcome="ok")

@@ -122,6 +122,7 @@ def test_nothing_to_plan_is_explained(qtbot: Any, main_window: Any) -> None:
 
 
 def test_startup_offers_unfinished_plans(qtbot: Any, main_window: Any) -> None:
+    from optout_desk.connectors.checkmarket import CheckMarketFormat
     from optout_desk.core.plan import Destination, build_plan
     from optout_desk.store import journal
     from optout_desk.ui.app import offer_unfinished_submissions
@@ -131,7 +132,7 @@ def test_startup_offers_unfinished_plans(qtbot: Any, main_window: Any) -> None:
         main_window.current_page(), "resume_dialog")
     db = connect()
     journal.save_plan(db, build_plan(bucket(2), destination=Destination(
-        "demo", "checkmarket", "h", "eu"), batch_size=5))
+        "demo", "checkmarket", "h", "eu"), payload_format=CheckMarketFormat(5)))
     db.close()
     offer_unfinished_submissions(main_window)
     page = main_window.current_page()

@@ -86,7 +86,7 @@ def test_fetches_everything_with_content_equal_to_the_platform(
 
 def test_small_list_with_check(sandbox: Sandbox, client_for: ClientFor) -> None:
     client = client_for(sandbox)
-    assert client.check() == 250
+    assert client.check().total_optouts == 250
     assert rows(client.list_optouts()) == expected(sandbox)
     assert "sbx-" not in repr(client) and sandbox.key not in repr(client)
 
@@ -155,7 +155,7 @@ def test_throttling_waits_for_the_body_retry_after(
     sandbox: Sandbox, client_for: ClientFor
 ) -> None:
     sandbox.state.inject_faults("429", 1, OPTOUTS, retry_after_s=0.4)
-    assert client_for(sandbox).check() == 250
+    assert client_for(sandbox).check().total_optouts == 250
     log = sandbox.state.requests_to(OPTOUTS)
     assert [e.status for e in log] == [429, 200]
     assert 0.38 <= log[1].at - log[0].at < 1.5  # not the generic backoff (seconds)
@@ -370,7 +370,7 @@ def test_settings_and_registry() -> None:
 def test_open_client_works_against_the_sandbox(sandbox: Sandbox) -> None:
     with open_client("checkmarket", sandbox.base_url,
                      {"MASTER_KEY": sandbox.master_key, "KEY": sandbox.key}, {}) as client:
-        assert client.check() == 250
+        assert client.check().total_optouts == 250
 
 
 PAGE_ITEM = {

@@ -68,7 +68,7 @@ def test_sends_exactly_the_plan_and_records_it(sandbox_factory: SandboxFactory,
     assert outcome.status == "completed" and outcome.error == ""
     assert (outcome.acknowledged, outcome.submitted, outcome.resent_after_interruption) == (
         4, 35, 0)
-    assert box.state.submitted == [b.payload for b in plan.batches]
+    assert box.state.submitted == [b.payload.body for b in plan.batches]
     assert reports[-1].done == 4 and reports[-1].total == 4 and reports[-1].records == 35
     with (tmp_path / "r.csv").open(encoding="utf-8-sig") as handle:
         rows = list(csv.DictReader(handle))

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from optout_desk.connectors.checkmarket import CheckMarketFormat
 from optout_desk.core.identifiers import (
     IdKind,
     normalise_email,
@@ -15,6 +16,7 @@ from optout_desk.core.identifiers import (
 from optout_desk.core.plan import (
     Destination,
     LeftOutReason,
+    Payload,
     PlanInput,
     build_plan,
     item_from_json,
@@ -38,13 +40,15 @@ def phone(text: str, row: int | None = None) -> PlanInput:
 def test_formats_as_checkmarket_wants_and_keeps_order() -> None:
     plan = build_plan(
         [email(" Alice@Example.COM ", 2), phone("0470 12 34 56", 3), email("bob@example.org", 4)],
-        destination=DEST, batch_size=10,
+        destination=DEST, payload_format=CheckMarketFormat(10),
     )
     assert len(plan.batches) == 1
-    assert plan.batches[0].payload == {
+    assert plan.batches[0].payload.body == {
         "EmailAddresses": ["alice@example.com", "bob@example.org"],
         "PhoneNumbers": ["+32470123456"],
     }
+    assert plan.batches[0].payload.route == "3/contacts/optouts"
+    assert plan.batches[0].payload.resend_safe  # CheckMarket ignores repeats
     assert [item.row_number for _, item in plan.items()] == [2, 3, 4]
     assert plan.counts == {"email": 2, "phone": 1}
     assert plan.total == 3 and plan.left_out == ()
@@ -62,7 +66,7 @@ def test_left_out_invalid_duplicate_already_there_and_unsupported() -> None:
             email("old@example.com", 7),
             PlanInput(normalise_token("tok-1", IdKind.PUSH_TOKEN)),
         ],
-        destination=DEST, batch_size=10,
+        destination=DEST, payload_format=CheckMarketFormat(10),
         already_on_destination={"old@example.com"},
     )
     assert plan.total == 2
@@ -79,7 +83,7 @@ def test_left_out_invalid_duplicate_already_there_and_unsupported() -> None:
 
 def test_duplicate_of_a_key_already_on_destination_counts_as_duplicate() -> None:
     plan = build_plan([email("x@example.com"), email("X@example.com")], destination=DEST,
-                      batch_size=5, already_on_destination={"x@example.com"})
+                      payload_format=CheckMarketFormat(5), already_on_destination={"x@example.com"})
     assert plan.left_out_counts == {"already_on_destination": 1, "duplicate": 1}
     assert plan.left_out[1].detail == "same email as an earlier line"
 
@@ -87,49 +91,59 @@ def test_duplicate_of_a_key_already_on_destination_counts_as_duplicate() -> None
 def test_batches_are_bounded_and_stable() -> None:
     inputs = [email(f"user{n}@example.com") if n % 3 else phone(f"+3247000{n:04d}")
               for n in range(1, 124)]
-    plan = build_plan(inputs, destination=DEST, batch_size=50)
+    plan = build_plan(inputs, destination=DEST, payload_format=CheckMarketFormat(50))
     assert [len(b.items) for b in plan.batches] == [50, 50, 23]
     assert [b.seq for b in plan.batches] == [1, 2, 3]
-    again = build_plan(inputs, destination=DEST, batch_size=50)
+    again = build_plan(inputs, destination=DEST, payload_format=CheckMarketFormat(50))
     assert again.hash == plan.hash and len(plan.short_hash) == 12
     assert plan.payload_sample(2)["EmailAddresses"] == ["user1@example.com", "user2@example.com"]
 
 
 def test_hash_changes_with_content_order_batch_size_and_destination() -> None:
     inputs = [email(f"u{n}@example.com") for n in range(10)]
-    base = build_plan(inputs, destination=DEST, batch_size=4).hash
-    assert build_plan(inputs[::-1], destination=DEST, batch_size=4).hash != base
-    assert build_plan(inputs, destination=DEST, batch_size=5).hash != base
-    assert build_plan(inputs[:-1], destination=DEST, batch_size=4).hash != base
-    other = Destination("acme-test", "checkmarket", DEST.host, "eu")
-    assert build_plan(inputs, destination=other, batch_size=4).hash != base
+
+    def hash_of(items: list[PlanInput], size: int = 4, dest: Destination = DEST) -> str:
+        return build_plan(items, destination=dest, payload_format=CheckMarketFormat(size)).hash
+
+    base = hash_of(inputs)
+    assert hash_of(inputs[::-1]) != base
+    assert hash_of(inputs, 5) != base
+    assert hash_of(inputs[:-1]) != base
+    assert hash_of(inputs, dest=Destination("acme-test", "checkmarket", DEST.host, "eu")) != base
 
 
 def test_empty_plan_and_bad_batch_size() -> None:
-    plan = build_plan([], destination=DEST, batch_size=10)
+    plan = build_plan([], destination=DEST, payload_format=CheckMarketFormat(10))
     assert plan.batches == () and plan.total == 0
-    assert plan.payload_sample() == {"EmailAddresses": [], "PhoneNumbers": []}
+    assert plan.payload_sample() is None
     with pytest.raises(ValueError):
-        build_plan([], destination=DEST, batch_size=0)
+        build_plan([], destination=DEST, payload_format=CheckMarketFormat(0))
 
 
 def test_restore_checks_the_hash() -> None:
     plan = build_plan([email(f"u{n}@example.com", n) for n in range(1, 8)] + [email("bad")],
-                      destination=DEST, batch_size=3)
-    stored = [(b.seq, [item_from_json(item_to_json(i)) for i in b.items]) for b in plan.batches]
+                      destination=DEST, payload_format=CheckMarketFormat(3))
+    stored = [(b.seq, [item_from_json(item_to_json(i)) for i in b.items],
+               Payload.from_json(b.payload.as_json())) for b in plan.batches]
     left = [left_out_from_json(left_out_to_json(i)) for i in plan.left_out]
     restored = restore_plan(DEST, 3, stored, left, plan.hash)
     assert restored == plan
-    tampered = [*stored[:-1], (stored[-1][0], stored[-1][1][:-1])]
+    last = stored[-1]
+    tampered_items = [*stored[:-1], (last[0], last[1][:-1], last[2])]
     with pytest.raises(ValueError, match="hash"):
-        restore_plan(DEST, 3, tampered, left, plan.hash)
+        restore_plan(DEST, 3, tampered_items, left, plan.hash)
+    body = {**last[2].body, "EmailAddresses": ["x@example.com"]}
+    tampered_body = [*stored[:-1], (last[0], last[1], Payload(last[2].route, body,
+                                                              last[2].values))]
+    with pytest.raises(ValueError, match="hash"):
+        restore_plan(DEST, 3, tampered_body, left, plan.hash)
 
 
 @given(st.lists(st.integers(min_value=0, max_value=40), max_size=200),
        st.integers(min_value=1, max_value=17))
 def test_every_distinct_valid_key_is_sent_exactly_once(numbers: list[int], size: int) -> None:
     inputs = [email(f"p{n}@example.com") for n in numbers]
-    plan = build_plan(inputs, destination=DEST, batch_size=size,
+    plan = build_plan(inputs, destination=DEST, payload_format=CheckMarketFormat(size),
                       already_on_destination={"p0@example.com"})
     sent = [item.key for _, item in plan.items()]
     assert len(sent) == len(set(sent))
