@@ -35,6 +35,8 @@ def register(subparsers: Any) -> None:
     )
     source.add_argument("--resume", action="store_true",
                         help="finish this connection's interrupted or failed submissions")
+    source.add_argument("--discard", type=int, metavar="PLAN",
+                        help="give up an unfinished plan: its unsent batches are never sent")
     parser.add_argument("--column", metavar="C", action="append",
                         help="the spreadsheet column to read (header, letter or number); "
                         "repeat for more; default: detected by content")
@@ -50,13 +52,39 @@ def register(subparsers: Any) -> None:
                         help="write the per-identifier receipt here (.csv or .xlsx)")
     parser.add_argument("--no-verify", action="store_true",
                         help="skip re-fetching the list afterwards to confirm")
+    parser.add_argument("--resend-unknown", action="store_true",
+                        help="with --resume: also send batches a crash left without an answer "
+                        "where the platform does not say repeats are harmless (check there "
+                        "first)")
+    parser.add_argument("--include-submitted", action="store_true",
+                        help="also send identifiers an earlier plan already delivered to this "
+                        "connection (by default they are left out)")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.resume:
         return _resume(args)
+    if args.discard is not None:
+        return _discard(args)
     return _submit_new(args)
+
+
+def _discard(args: argparse.Namespace) -> int:
+    from optout_desk.commands._terminal import out
+    from optout_desk.core.errors import BadInputError
+    from optout_desk.workflows import submit
+
+    summary = submit.plan_summary(args.discard)
+    if summary.connection != args.connection:
+        raise BadInputError(f"Plan {summary.id} goes to {summary.connection}, not "
+                            f"{args.connection}; nothing was discarded.")
+    _confirm_or_refuse(args, f"Discard plan {summary.id}: its {summary.remaining:,} unsent "
+                             f"batches to {summary.destination_label} will never be sent?")
+    submit.discard_plan(summary.id)
+    out.print(f"Plan {summary.id} discarded; its {summary.acknowledged:,} acknowledged "
+              "batches stay recorded in the history.")
+    return 0
 
 
 # -- a new submission ------------------------------------------------------------------------
@@ -67,8 +95,10 @@ def _submit_new(args: argparse.Namespace) -> int:
     from optout_desk.workflows import submit
 
     inputs, source_name, source_sha = read_inputs(args)
-    plan = submit.prepare_plan(args.connection, inputs, batch_size=args.batch_size)
+    plan = submit.prepare_plan(args.connection, inputs, batch_size=args.batch_size,
+                               include_submitted=args.include_submitted)
     print_preview(plan)
+    _refuse_overlap(plan)
     if args.dry_run:
         out.print("Dry run: nothing was sent.")
         return 0
@@ -78,6 +108,27 @@ def _submit_new(args: argparse.Namespace) -> int:
     _confirm_or_refuse(args, f"Submit {plan.total:,} opt-outs to {plan.destination.label}?")
     plan_id = submit.save_plan(plan, source_file=source_name, source_sha256=source_sha)
     return _execute(args, plan_id)
+
+
+def _refuse_overlap(plan: Any) -> None:
+    """A new plan must not race an unfinished one holding some of the same identifiers: the
+    same opt-outs would go out twice."""
+    from optout_desk.core.errors import BadInputError
+    from optout_desk.workflows import submit
+
+    overlaps = submit.overlapping_unfinished(plan)
+    if not overlaps:
+        return
+    connection = plan.destination.connection
+    old, count = overlaps[0]
+    raise BadInputError(
+        f"{count:,} of these identifiers are also in unfinished plan {old.id} to "
+        f"{old.destination_label} (from {old.created_at[:16].replace('T', ' ')} UTC, "
+        f"{old.acknowledged:,} of {old.batch_count:,} batches acknowledged), so they would be "
+        f"sent twice. Finish it first with `optout-desk submit {connection} --resume`, or give "
+        f"it up with `optout-desk submit {connection} --discard {old.id}`, then run this again "
+        "(what it delivered is left out)."
+    )
 
 
 def read_inputs(args: argparse.Namespace) -> tuple[list[Any], str | None, str | None]:
@@ -196,7 +247,7 @@ def _execute(args: argparse.Namespace, plan_id: int) -> int:
     with _stop_on_ctrl_c(cancel, err), progress_bar(f"Submitting plan {plan_id}") as report:
         outcome = submit.execute_plan(
             plan_id, progress=report, cancel=cancel, verify=not args.no_verify,
-            receipt=args.receipt,
+            receipt=args.receipt, resend_unknown=args.resend_unknown,
         )
     for line in outcome.summary_lines():
         out.print(line)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import time
@@ -140,3 +141,21 @@ def test_journal_overhead_per_batch_is_small(db: sqlite3.Connection) -> None:
     per_batch_ms = (time.perf_counter() - started) / 200 * 1000
     # The target is 2 ms (bench/bench_submit.py measures it); leave room for a busy CI box.
     assert per_batch_ms < 10, per_batch_ms
+
+
+def test_a_plan_of_the_earlier_format_is_refused_never_misread(db: sqlite3.Connection) -> None:
+    """A database from before the connector contract holds plans whose batches are bare
+    CheckMarket bodies and whose JSON has no format: they are refused with a sentence, while
+    their receipt still reads."""
+    plan_id = journal.save_plan(db, make_plan())
+    meta = journal.plan_meta(db, plan_id)
+    del meta["format"]
+    db.execute("UPDATE plans SET plan_json = ? WHERE id = ?", (json.dumps(meta), plan_id))
+    db.execute("UPDATE batches SET payload_json = json_extract(payload_json, '$.body') "
+               "WHERE plan_id = ?", (plan_id,))
+    summary = journal.summary(db, plan_id)
+    assert summary.plan_format == 1 and summary.remaining == summary.batch_count
+    for attempt in (journal.claim, journal.check_batches_match, journal.load_plan):
+        with pytest.raises(journal.JournalError, match="earlier version of Opt-out Desk"):
+            attempt(db, plan_id)
+    assert len(journal.receipt_rows(db, plan_id)) == 13
