@@ -1,10 +1,14 @@
 """`optout-desk connection add|list|test|remove`: manage platform connections.
 
-Keys for `add`: when OPTOUT_DESK_SECRET_<NAME>_MASTER_KEY and _KEY are set they are used and
-stay there: the connection reads them from the environment on every run, and nothing is copied
-into the keyring unless --store-keys asks for it (a script's keys should not silently outlive
-the script). Otherwise, in a terminal, they are typed at a hidden prompt and saved in the OS
-keyring; without a terminal the command stops (exit 2) naming the variables to set.
+The systems, their secrets, their regions and their settings (each a --flag) come from the
+connector registry: what a system declares is what `add` offers.
+
+Keys for `add`: when every OPTOUT_DESK_SECRET_<NAME>_<FIELD> of the system is set (for
+CheckMarket _MASTER_KEY and _KEY) they are used and stay there: the connection reads them from
+the environment on every run, and nothing is copied into the keyring unless --store-keys asks
+for it (a script's keys should not silently outlive the script). Otherwise, in a terminal, they
+are typed at a hidden prompt and saved in the OS keyring; without a terminal the command stops
+(exit 2) naming the variables to set.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ import getpass
 import os
 from typing import Any
 
-from optout_desk.connectors import checkmarket
+from optout_desk.connectors import registry
+from optout_desk.connectors.base import Setting
 
 
 def register(subparsers: Any) -> None:
@@ -22,7 +27,7 @@ def register(subparsers: Any) -> None:
         "connection",
         help="add, list, test or remove platform connections",
         description="Manage platform connections. Keys are kept in the OS keyring (or in "
-        "OPTOUT_DESK_SECRET_<NAME>_MASTER_KEY / _KEY environment variables), never in a file.",
+        "OPTOUT_DESK_SECRET_<NAME>_<FIELD> environment variables), never in a file.",
     )
     parser.set_defaults(handler=lambda args: _usage(parser))
     actions = parser.add_subparsers(dest="action", metavar="ACTION")
@@ -30,23 +35,31 @@ def register(subparsers: Any) -> None:
     add = actions.add_parser(
         "add",
         help="add a connection",
-        description="Add a connection. When OPTOUT_DESK_SECRET_<NAME>_MASTER_KEY and _KEY "
-        "are set, the keys are read from them on every run and not copied into the keyring "
-        "(unless --store-keys). Otherwise, in a terminal, you are asked for the keys (hidden) "
-        "and they are saved in the OS keyring.",
+        description="Add a connection. When the system's OPTOUT_DESK_SECRET_<NAME>_<FIELD> "
+        "variables are set (" + "; ".join(
+            f"{info.id}: " + ", ".join(info.secret_fields)
+            for info in registry.SYSTEMS.values()) + "), the keys are read from them on every "
+        "run and not copied into the keyring (unless --store-keys). Otherwise, in a terminal, "
+        "you are asked for the keys (hidden) and they are saved in the OS keyring.",
     )
     add.add_argument("name", metavar="NAME", help="a name of your choice, e.g. 'acme-eu'")
-    add.add_argument("--system", default="checkmarket", choices=["checkmarket"],
-                     help="the platform (default: checkmarket)")
-    where = add.add_mutually_exclusive_group(required=True)
-    where.add_argument("--region", choices=sorted(checkmarket.REGIONS),
-                       help="the platform's data centre")
+    add.add_argument("--system", default="checkmarket", choices=sorted(registry.SYSTEMS),
+                     help="the platform (default: checkmarket): "
+                     + "; ".join(f"{key} = {info.label}" for key, info in
+                                 sorted(registry.SYSTEMS.items())))
+    where = add.add_mutually_exclusive_group()
+    regions = sorted({r for info in registry.SYSTEMS.values() for r in info.regions
+                      if r != registry.CUSTOM_REGION})
+    where.add_argument("--region", metavar="REGION",
+                       help="the platform's data centre (" + ", ".join(regions) + "; default: "
+                       "the system's own)")
     where.add_argument("--base-url", metavar="URL",
                        help="a custom API address (https; http only to this computer)")
-    add.add_argument("--page-size", type=int, metavar="N", help="opt-outs per page when fetching")
-    add.add_argument("--batch-size", type=int, metavar="N",
-                     help="identifiers per request when submitting")
-    add.add_argument("--concurrency", type=int, metavar="N", help="pages fetched at once")
+    for spec in _all_settings():
+        users = ", ".join(info.id for info in registry.SYSTEMS.values()
+                          if info.setting(spec.name) is not None)
+        add.add_argument(spec.flag, dest=f"setting_{spec.name}", metavar=_metavar(spec),
+                         help=f"{spec.help or spec.label} ({users})")
     add.add_argument(
         "--store-keys", action="store_true",
         help="copy the keys from the environment variables into the OS keyring (by default "
@@ -76,6 +89,44 @@ def register(subparsers: Any) -> None:
     remove.set_defaults(handler=run_remove)
 
 
+def _all_settings() -> list[Setting]:
+    """Every setting any system declares, once per name, in declaration order."""
+    seen: dict[str, Setting] = {}
+    for info in registry.SYSTEMS.values():
+        for spec in info.settings:
+            seen.setdefault(spec.name, spec)
+    return list(seen.values())
+
+
+def _metavar(spec: Setting) -> str:
+    if spec.kind is int:
+        return "N"
+    if spec.kind is float:
+        return "X"
+    if spec.kind is bool:
+        return "yes|no"
+    return "|".join(spec.choices) if spec.choices else "TEXT"
+
+
+def chosen_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings flags given, refused when the system does not declare them."""
+    from optout_desk.core.errors import BadInputError
+
+    info = registry.system_info(args.system)
+    chosen: dict[str, Any] = {}
+    for spec in _all_settings():
+        value = getattr(args, f"setting_{spec.name}", None)
+        if value is None:
+            continue
+        if info.setting(spec.name) is None:
+            raise BadInputError(f"{spec.flag} is not a setting of {info.label}.")
+        chosen[spec.name] = value
+    missing = [spec.flag for spec in info.settings if spec.required and spec.name not in chosen]
+    if missing:
+        raise BadInputError(f"{info.label} needs {' and '.join(missing)}.")
+    return chosen
+
+
 def _usage(parser: argparse.ArgumentParser) -> int:
     from optout_desk.core.errors import BadInputError
 
@@ -92,16 +143,13 @@ def run_add(args: argparse.Namespace) -> int:
     from optout_desk.core.errors import BadInputError
     from optout_desk.workflows import connections as workflow
 
-    settings = {
-        "page_size": args.page_size,
-        "batch_size": args.batch_size,
-        "concurrency": args.concurrency,
-    }
+    info = registry.system_info(args.system)
+    settings = chosen_settings(args)
+    region = args.region or (None if args.base_url else info.default_region or None)
     # Everything but the keys is checked before anyone types a key.
     profile = workflow.prepare_profile(
-        args.name, args.system, region=args.region, base_url=args.base_url, settings=settings
+        args.name, args.system, region=region, base_url=args.base_url, settings=settings
     )
-    info = registry.system_info(args.system)
     env_names = [secrets.env_var_name(args.name, f) for f in info.secret_fields]
     from_environment = all(os.environ.get(name, "").strip() for name in env_names)
     keys: dict[str, str] = {}
@@ -110,7 +158,8 @@ def run_add(args: argparse.Namespace) -> int:
             keys = secrets.read_secrets(args.name, info.secret_fields)
     elif stdin_is_terminal():
         _require_keyring(" and ".join(env_names))
-        for secret_field, label in zip(info.secret_fields, info.secret_labels, strict=True):
+        for secret in info.secrets:
+            secret_field, label = secret.name, secret.label
             value = getpass.getpass(f"{label} for {args.name} (hidden): ").strip()
             if not value:
                 raise BadInputError(f"No {label.lower()} was entered; nothing was saved.")
@@ -120,7 +169,7 @@ def run_add(args: argparse.Namespace) -> int:
                    if not os.environ.get(name, "").strip()]
         raise BadInputError(workflow.missing_keys_message(args.name, args.system, missing))
     saved = workflow.add_connection(
-        args.name, args.system, region=args.region, base_url=args.base_url, secrets=keys,
+        args.name, args.system, region=region, base_url=args.base_url, secrets=keys,
         settings=profile.settings,
     )
     location = workflow.secrets_location(saved)
@@ -131,8 +180,8 @@ def run_add(args: argparse.Namespace) -> int:
             "the OS keyring."
         )
     out.print(
-        f"Added {saved.name!r}: {info.label} at {saved.base_url} (keys: {location}). "
-        f"Check it with `optout-desk connection test {saved.name}`."
+        f"Added {saved.name!r}: {info.label} at {saved.base_url} (keys: {location}); it can "
+        f"{info.abilities()}. Check it with `optout-desk connection test {saved.name}`."
     )
     return 0
 

@@ -102,6 +102,21 @@ def settings_for(system: str, values: Mapping[str, Any]) -> dict[str, Any]:
     return validate_settings(system_info(system).settings, values)
 
 
+def parse_given(system: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings given (None = not given), each parsed as its declared type: what a
+    connection profile stores."""
+    info = system_info(system)
+    parsed: dict[str, Any] = {}
+    for name, raw in values.items():
+        if raw is None:
+            continue
+        spec = info.setting(name)
+        if spec is None:
+            raise ConfigurationError(f"{info.label} has no setting {name}.")
+        parsed[name] = spec.parse(raw)
+    return parsed
+
+
 def open_client(system: str, base_url: str, secrets: Mapping[str, str],
                 settings: Mapping[str, Any]) -> Client:
     info = system_info(system)

@@ -73,7 +73,7 @@ def prepare_profile(
     connections.validate_name(name)
     registry.system_info(system)
     url = registry.base_url_for(system, region, base_url)
-    chosen = {key: value for key, value in (settings or {}).items() if value is not None}
+    chosen = registry.parse_given(system, settings or {})
     _validate_settings(system, url, chosen)
     db = connect()
     try:
@@ -158,11 +158,9 @@ def edit_connection(
             profile.region = "" if base_url else (region or "")
         if settings:
             merged = dict(profile.settings)
-            for key, value in settings.items():
-                if value is None:
-                    merged.pop(key, None)
-                else:
-                    merged[key] = value
+            for key in settings:
+                merged.pop(key, None)
+            merged.update(registry.parse_given(profile.system, settings))
             profile.settings = merged
         _validate_settings(profile.system, profile.base_url, profile.settings)
         for secret_field, value in (secrets or {}).items():

@@ -3,11 +3,16 @@
 `ConnectionDialog.ask(parent, ...)` and `KeyringChoice.ask(parent, message)` are classmethods so
 tests can patch them instead of driving modal loops. The dialog never touches the keyring: it
 only collects what the operator typed; the page stores it in a background task.
+
+Every field comes from what the connector registry declares for the chosen system: its regions,
+its secrets (with the operator's names for them), its required settings (shown with the rest)
+and its other settings (under "More settings", each showing its default).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from PySide6.QtCore import Qt, Slot
 from PySide6.QtGui import QAction, QIcon
@@ -16,6 +21,7 @@ from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QFormLayout,
+    QGroupBox,
     QLabel,
     QLineEdit,
     QMessageBox,
@@ -37,6 +43,7 @@ class ConnectionInput:
     custom_url: str
     secrets: dict[str, str] = field(default_factory=dict)
     original_name: str | None = None  # set when editing
+    settings: dict[str, Any] = field(default_factory=dict)  # a blank field: None (the default)
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,8 @@ class SystemChoice:
     secret_labels: tuple[str, ...]
     regions: dict[str, str]
     default_region: str = ""
+    settings: tuple[Any, ...] = ()  # connectors.base.Setting
+    abilities: str = ""
 
 
 def available_systems() -> list[SystemChoice]:
@@ -54,7 +63,8 @@ def available_systems() -> list[SystemChoice]:
 
     return [
         SystemChoice(key, info.label, tuple(info.secret_fields), tuple(info.secret_labels),
-                     dict(info.regions), getattr(info, "default_region", ""))
+                     dict(info.regions), info.default_region, tuple(info.settings),
+                     info.abilities())
         for key, info in SYSTEMS.items()
     ]
 
@@ -112,7 +122,21 @@ class ConnectionDialog(QDialog):
         self.form.addRow("System", self.system)
         self.form.addRow("Region", self.region)
         self.form.addRow("Base URL", self.custom_url)
+        self.abilities = QLabel()
+        self.abilities.setWordWrap(True)
+        self.abilities.setObjectName("abilities")
         self.secrets_form = QFormLayout()
+        self.required_form = QFormLayout()
+        self.more = QGroupBox("More settings")
+        self.more.setCheckable(True)
+        self.more.setChecked(False)
+        self.more.toggled.connect(self._more_toggled)
+        self.more_body = QWidget()
+        self.more_form = QFormLayout(self.more_body)
+        more_layout = QVBoxLayout(self.more)
+        more_layout.addWidget(self.more_body)
+        self.more_body.hide()
+        self.setting_fields: dict[str, QLineEdit] = {}
         self.note = QLabel(keyring_note)
         self.note.setWordWrap(True)
         self.note.setVisible(bool(keyring_note))
@@ -127,7 +151,10 @@ class ConnectionDialog(QDialog):
         self.buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
         layout.addLayout(self.form)
+        layout.addWidget(self.abilities)
         layout.addLayout(self.secrets_form)
+        layout.addLayout(self.required_form)
+        layout.addWidget(self.more)
         layout.addWidget(self.note)
         layout.addWidget(self.error)
         layout.addWidget(self.buttons)
@@ -145,6 +172,14 @@ class ConnectionDialog(QDialog):
             self.custom_url.setText(existing.custom_url)
             for secret in self.secret_fields.values():
                 secret.setPlaceholderText("unchanged (type to replace)")
+            for name, value in existing.settings.items():
+                widget = self.setting_fields.get(name)
+                if widget is not None and value is not None:
+                    text = ", ".join(value) if isinstance(value, list) else (
+                        ("yes" if value else "no") if isinstance(value, bool) else str(value))
+                    widget.setText(text)
+                    if widget.parent() is self.more_body:
+                        self.more.setChecked(True)
 
     def current_system(self) -> SystemChoice:
         return self.systems[max(self.system.currentIndex(), 0)]
@@ -167,6 +202,24 @@ class ConnectionDialog(QDialog):
             secret.setObjectName(f"secret-{field_name}")
             self.secret_fields[field_name] = secret
             self.secrets_form.addRow(label, secret)
+        for form in (self.required_form, self.more_form):
+            while form.rowCount():
+                form.removeRow(0)
+        self.setting_fields = {}
+        for spec in choice.settings:
+            edit = QLineEdit(self.more_body if spec.advanced and not spec.required else None)
+            edit.setObjectName(f"setting-{spec.name}")
+            default = spec.default
+            shown = ", ".join(default) if isinstance(default, list) else (
+                ("yes" if default else "no") if isinstance(default, bool) else str(default))
+            edit.setPlaceholderText("required" if spec.required else f"default: {shown}")
+            edit.setToolTip(spec.help)
+            self.setting_fields[spec.name] = edit
+            form = self.more_form if spec.advanced and not spec.required else self.required_form
+            form.addRow(spec.label, edit)
+        self.more.setVisible(self.more_form.rowCount() > 0)
+        self.abilities.setText(f"A {choice.label} connection can {choice.abilities}."
+                               if choice.abilities else "")
         self._region_changed()
 
     @Slot()
@@ -176,6 +229,10 @@ class ConnectionDialog(QDialog):
         if not custom:
             self.custom_url.clear()
 
+    @Slot(bool)
+    def _more_toggled(self, shown: bool) -> None:
+        self.more_body.setVisible(shown)
+
     def value(self) -> ConnectionInput:
         return ConnectionInput(
             name=self.name.text().strip(),
@@ -184,12 +241,24 @@ class ConnectionDialog(QDialog):
             custom_url=self.custom_url.text().strip(),
             secrets={k: w.text().strip() for k, w in self.secret_fields.items() if w.text()},
             original_name=self.existing.name if self.existing else None,
+            settings={name: (w.text().strip() or None) for name, w in self.setting_fields.items()},
         )
 
     def problem(self) -> str:
         value = self.value()
         if not value.name:
             return "Give the connection a name."
+        for spec in self.current_system().settings:
+            raw = value.settings.get(spec.name)
+            if raw is None:
+                if spec.required:
+                    return f"Enter the {spec.label}."
+                continue
+            try:
+                spec.parse(raw)
+            except Exception as exc:  # ConfigurationError: its sentence says what would work
+                return str(getattr(exc, "message", exc)).replace(
+                    f"The setting {spec.name}", f"{spec.label}")
         if value.region == CUSTOM_REGION and not value.custom_url:
             return "Enter the base URL, or choose a region."
         if self.existing is None:

@@ -9,7 +9,7 @@ offers the choices (this session only / unlock and retry) — never a plaintext 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from PySide6.QtCore import Slot
@@ -52,6 +52,7 @@ class ConnectionRow:
     region: str
     base_url: str
     keys: str  # "Master key: stored in Secret Service; Key: stored in Secret Service"
+    settings: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,8 @@ def load_listing(_progress: ProgressCallback, _cancel: CancelToken) -> Listing:
             for field, label in zip(fields, labels, strict=True)
         )
         rows.append(ConnectionRow(profile.name, profile.system, info.label if info else
-                                  profile.system, profile.region, profile.base_url, keys))
+                                  profile.system, profile.region, profile.base_url, keys,
+                                  dict(profile.settings)))
     return Listing(rows, status.state, status.message)
 
 
@@ -250,7 +252,7 @@ class ConnectionsPage(QWidget):
         existing = ConnectionInput(
             name=row.name, system=row.system, region=row.region or CUSTOM_REGION,
             custom_url=row.base_url if row.region in ("", CUSTOM_REGION) else "",
-            original_name=row.name)
+            original_name=row.name, settings=dict(row.settings))
         value = ConnectionDialog.ask(self, existing, self._keyring_note())
         if value is not None:
             self._save(value, session_only=False)
@@ -263,11 +265,12 @@ class ConnectionsPage(QWidget):
             region = None if value.region == CUSTOM_REGION else value.region
             if value.original_name is None:
                 flows.add_connection(value.name, value.system, region=region, base_url=base_url,
-                                     secrets=value.secrets, session_only=session_only)
+                                     secrets=value.secrets, session_only=session_only,
+                                     settings=value.settings)
             else:
                 flows.edit_connection(value.original_name, region=region, base_url=base_url,
                                       secrets=value.secrets or None,
-                                      session_only=session_only)
+                                      session_only=session_only, settings=value.settings)
             return value.name
 
         run_task(self, work, on_success=self._saved,
