@@ -18,7 +18,8 @@ def register(subparsers: Any) -> None:
         help="compare a spreadsheet with a connection's opt-outs or another file",
         description="Sort every row of SPREADSHEET into to submit / already in sync / invalid / "
         "duplicates, and list the opt-outs missing from it, comparing with a connection's "
-        "cached account-wide opt-out list (fetch it first) or another spreadsheet or CSV.",
+        "cached account-wide opt-out list (fetch it first), a look-up connection's answers "
+        "for the spreadsheet's identifiers (asked with progress), or another spreadsheet.",
     )
     parser.add_argument("spreadsheet", type=Path, metavar="SPREADSHEET",
                         help="the spreadsheet (.xlsx, .xls, .ods, .csv …)")
@@ -43,7 +44,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from optout_desk.commands._terminal import out, progress_bar
     from optout_desk.core.errors import BadInputError
-    from optout_desk.core.reconcile import BUCKET_LABELS
+    from optout_desk.core.reconcile import BUCKET_LABELS, Bucket
     from optout_desk.files.export import check_suffix
     from optout_desk.workflows.reconcile import run_reconcile, write_result
 
@@ -63,6 +64,9 @@ def run(args: argparse.Namespace) -> int:
     out.print(f"Compared {run.result.row_count:,} rows with {run.other.description} "
               f"({run.result.other_count:,} records)")
     for bucket, count in run.result.counts().items():
+        if bucket is Bucket.MISSING_FROM_CRM and not run.other.complete:
+            out.print(f"  {BUCKET_LABELS[bucket]:<18} {'—':>10}  ({run.other.missing_note})")
+            continue
         out.print(f"  {BUCKET_LABELS[bucket]:<18} {count:>10,}")
     if run.suggestions:
         out.print(f"  {'Suggestions':<18} {len(run.suggestions):>10,}  (possible matches to "

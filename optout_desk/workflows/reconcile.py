@@ -4,9 +4,12 @@
 row into a bucket (core/reconcile), looks for near-match suggestions and records the run in the
 history. `write_result` writes the outcome as a workbook, CSV files or JSON lines.
 
-Against a connection the ACCOUNT-WIDE cached list (scope "") is used: it is the list CheckMarket's
-POST 3/contacts/optouts adds to, so "to submit" means "not yet opted out account-wide". A
-survey's list can be chosen with `scope=`.
+Against a connection that can list, its ACCOUNT-WIDE cached list (scope "") is used: it is the
+list a submission adds to, so "to submit" means "not yet opted out account-wide". A survey's
+list can be chosen with `scope=`. Against a connection that can only look identifiers up
+(myKaarma), the spreadsheet's identifiers are asked about (answers are kept, and reused while
+younger than the connection's limit): the buckets fill as usual, but what the platform holds
+beyond the spreadsheet cannot be known, so "Missing from CRM" says so instead of being empty.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from optout_desk.connectors import registry
+from optout_desk.connectors.base import Capability
 from optout_desk.core.errors import BadInputError, Cancelled, DeskError
 from optout_desk.core.identifiers import (
     Identifier,
@@ -58,6 +63,7 @@ from optout_desk.files.mapping import (
 from optout_desk.files.spreadsheet import ImportedTable, column_letter, read_table
 from optout_desk.store import cache, connections, history
 from optout_desk.store.db import connect
+from optout_desk.workflows.destinations import look_up
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +83,7 @@ RULES_NOTE = (
 class OtherList:
     """The list the spreadsheet is compared with: a connection's opt-outs or another file."""
 
-    kind: str  # "connection" | "file"
+    kind: str  # "connection" | "lookup" | "file"
     name: str  # the connection's name, or the file's name
     headers: list[str]
     rows: Sequence[Sequence[object]]  # display values, one per record
@@ -88,9 +94,18 @@ class OtherList:
     synced_at: str | None = None
     sha256: str | None = None
     sheet: str | None = None
+    # A look-up answers only for what it is asked: the records it holds beyond the spreadsheet
+    # ("Missing from CRM") cannot be known, and `missing_note` says why.
+    complete: bool = True
+    missing_note: str = ""
+    asked: int = 0  # look-ups: identifiers asked about by this run
+    reused: int = 0  # look-ups: answered from answers kept earlier
 
     @property
     def description(self) -> str:
+        if self.kind == "lookup":
+            return (f"connection {self.name} (look-up of {self.asked + self.reused:,} "
+                    f"identifiers: {self.asked:,} asked now, {self.reused:,} answered earlier)")
         if self.kind == "connection":
             what = f"survey {self.scope}" if self.scope else "account-wide list"
             when = f", synced {self.synced_at}" if self.synced_at else ""
@@ -99,6 +114,8 @@ class OtherList:
 
     @property
     def short_name(self) -> str:
+        if self.kind == "lookup":
+            return f"{self.name}'s look-up answers"
         return f"{self.name}'s opt-out list" if self.kind == "connection" else self.name
 
 
@@ -197,7 +214,10 @@ class ReconcileRun:
             ("Phone region", mapping.region),
             ("Compared with", self.other.description),
         ]
-        if self.other.kind == "connection":
+        if self.other.kind == "lookup":
+            items.append(("Connection", self.other.name))
+            items.append(("Missing from CRM", self.other.missing_note))
+        elif self.other.kind == "connection":
             items.append(("Connection", self.other.name))
             items.append(("List", "account-wide" if not self.other.scope
                           else f"survey {self.other.scope}"))
@@ -207,6 +227,8 @@ class ReconcileRun:
         items.append(("Rows in the spreadsheet", self.result.row_count))
         items.append(("Records on the other list", self.result.other_count))
         for bucket, count in self.result.counts().items():
+            if bucket is Bucket.MISSING_FROM_CRM and not self.other.complete:
+                continue  # cannot be known: said above instead of a 0
             items.append((BUCKET_LABELS[bucket], count))
         if self.result.collapsed_missing:
             items.append(("Repeated records collapsed", self.result.collapsed_missing))
@@ -327,7 +349,8 @@ def reconcile_table(
         check_mapping(table, mapping)
         columns, labels = normalise(table, mapping, progress, cancel)
         cancel.raise_if_cancelled()
-        other = load_other(against, mapping.region, table.source, progress, cancel, scope)
+        other = load_other(against, mapping.region, table.source, progress, cancel, scope,
+                           columns)
         cancel.raise_if_cancelled()
         progress(Progress(0, None, "rows", "Comparing…"))
         result = reconcile(columns, other.columns)
@@ -372,17 +395,28 @@ def normalise(
 
 def load_other(
     against: str, region: str, spreadsheet: Path, progress: ProgressCallback,
-    cancel: CancelToken, scope: str = "",
+    cancel: CancelToken, scope: str = "", columns: Sequence[IdentifierColumn] = (),
 ) -> OtherList:
-    """A connection's cached list when `against` names one, else a file; else BadInputError."""
+    """A connection's cached list (or its look-up answers for `columns`' identifiers) when
+    `against` names one, else a file; else BadInputError."""
     db = connect()
     try:
-        is_connection = connections.exists(db, against)
-        if is_connection:
-            progress(Progress(0, None, "records", f"Loading {against}'s opt-outs…"))
-            return _connection_list(db, against, region, scope)
+        profile = connections.get(db, against) if connections.exists(db, against) else None
+        if profile is not None:
+            info = registry.system_info(profile.system)
+            if info.can(Capability.LIST):
+                progress(Progress(0, None, "records", f"Loading {against}'s opt-outs…"))
+                return _connection_list(db, against, region, scope)
     finally:
         db.close()
+    if profile is not None:
+        if info.can(Capability.LOOKUP):
+            return _lookup_list(against, info.label, columns, info.routes.kinds, progress,
+                                cancel)
+        raise BadInputError(
+            f"{against} ({info.label}) can neither list its opt-outs nor look identifiers "
+            "up, so there is nothing to compare with; choose a connection that can, or a file."
+        )
     path = Path(against).expanduser()
     if path.is_file():
         if path.resolve() == spreadsheet.resolve():
@@ -391,6 +425,37 @@ def load_other(
     raise BadInputError(
         f"'{against}' is neither a connection nor a file; give a connection name (see the "
         "Connections page or `optout-desk fetch`) or the path of a spreadsheet or CSV export."
+    )
+
+
+LOOKUP_HEADERS = ("Kind", "Identifier", "Platform state", "Changed (UTC)")
+
+
+def _lookup_list(name: str, label: str, columns: Sequence[IdentifierColumn],
+                 kinds: frozenset[IdKind], progress: ProgressCallback,
+                 cancel: CancelToken) -> OtherList:
+    """The spreadsheet's distinct valid identifiers of the kinds the platform looks up, asked
+    about; the ones it holds as opted out become the list to compare with."""
+    wanted = list(dict.fromkeys(
+        (identifier.kind, identifier.key) for column in columns for identifier in column
+        if identifier is not None and identifier.key is not None and identifier.kind in kinds))
+    outcome = look_up(name, wanted, progress=progress, cancel=cancel)
+    opted = [(kind, key) for (kind, key), answer in outcome.answers.items() if answer.opted_out]
+    emails: list[Identifier | None] = []
+    phones: list[Identifier | None] = []
+    rows: list[tuple[object, ...]] = []
+    for kind, key in opted:
+        identifier = Identifier(kind, key, key, basis=f"{label} look-up")
+        emails.append(identifier if kind is IdKind.EMAIL else None)
+        phones.append(identifier if kind is IdKind.PHONE else None)
+        answer = outcome.answers[(kind, key)]
+        rows.append((str(kind), key, answer.state, answer.changed_at or ""))
+    return OtherList(
+        kind="lookup", name=name, headers=list(LOOKUP_HEADERS), rows=rows,
+        columns=[emails, phones], labels=["Email", "Phone"], complete=False,
+        missing_note=(f"cannot be known: {label} answers look-ups for given identifiers and "
+                      "has no list of its own to compare the CRM with"),
+        asked=outcome.asked, reused=outcome.reused,
     )
 
 

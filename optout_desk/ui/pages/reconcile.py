@@ -234,13 +234,18 @@ class ReconcilePage(QWidget):
                 self.set_against_file(path)
 
     def _load_connections(self) -> None:
+        from optout_desk.connectors.base import Capability
+        from optout_desk.connectors.registry import SYSTEMS
         from optout_desk.store import connections
         from optout_desk.store.db import connect
 
         try:
             db = connect()
             try:
-                names = [profile.name for profile in connections.list_all(db)]
+                # Only what can be compared with: a list, or look-up answers.
+                names = [profile.name for profile in connections.list_all(db)
+                         if (info := SYSTEMS.get(profile.system)) is not None
+                         and (info.can(Capability.LIST) or info.can(Capability.LOOKUP))]
             finally:
                 db.close()
         except DeskError as exc:
@@ -328,26 +333,34 @@ class ReconcilePage(QWidget):
         self.run = run
         self._clear_tabs()
         for bucket in BUCKET_ORDER:
-            self._add_tab(bucket.value, BUCKET_LABELS[bucket], tables[bucket.value])
+            unknown = bucket is Bucket.MISSING_FROM_CRM and not run.other.complete
+            self._add_tab(bucket.value, BUCKET_LABELS[bucket], tables[bucket.value],
+                          unknown=run.other.missing_note if unknown else "")
         if suggestions.columns["row"]:
             self._add_tab("suggestions", "Suggestions", suggestions)
             self._add_suggestion_buttons()
         counts = run.counts
+        missing = (f"{counts['missing_from_crm']:,} missing from the CRM." if run.other.complete
+                   else f"Missing from the CRM {run.other.missing_note}.")
         self.status.setText(
             f"{run.table.source.name}: {run.result.row_count:,} rows compared with "
-            f"{run.other.description}. {counts['to_submit']:,} to submit, "
-            f"{counts['missing_from_crm']:,} missing from the CRM."
+            f"{run.other.description}. {counts['to_submit']:,} to submit. {missing}"
         )
         self._update_buttons()
 
-    def _add_tab(self, key: str, title: str, table: BucketTable) -> None:
+    def _add_tab(self, key: str, title: str, table: BucketTable, unknown: str = "") -> None:
+        """A bucket's tab; `unknown` says why its content cannot be known (a look-up source
+        has no list to find what is missing from the CRM)."""
         searchable = [name for name in table.order if name != "explain"]
         model = ColumnarTableModel(table.order, headers=table.headers, search_columns=searchable)
         model.set_columns(table.columns)
         widget = DataTable(model, export_name=f"reconcile-{key}")
         widget.resize_columns_to_sample()
+        if unknown:
+            widget.empty_text = f"{title}: {unknown}."
         self.tables[key] = widget
-        self.tabs.addTab(widget, f"{title} ({len(table.columns['row']):,})")
+        count = "—" if unknown else f"{len(table.columns['row']):,}"
+        self.tabs.addTab(widget, f"{title} ({count})")
 
     def _add_suggestion_buttons(self) -> None:
         widget = self.tables["suggestions"]
