@@ -22,7 +22,7 @@ from typing import Any
 
 from optout_desk import secrets as secret_store
 from optout_desk.connectors import registry
-from optout_desk.connectors.base import Client
+from optout_desk.connectors.base import Capability, Client
 from optout_desk.connectors.errors import ConnectorError
 from optout_desk.core.errors import BadInputError, DeskError
 from optout_desk.store import cache, connections
@@ -225,6 +225,17 @@ def list_connections(*, describe_secrets: bool = True) -> list[ConnectionOvervie
             )
         )
     return overviews
+
+
+def connections_that(capability: Capability) -> list[ConnectionProfile]:
+    """The connections whose system can do `capability` (what a page offers them for)."""
+    db = connect()
+    try:
+        profiles = connections.list_all(db)
+    finally:
+        db.close()
+    return [p for p in profiles
+            if (info := registry.SYSTEMS.get(p.system)) is not None and info.can(capability)]
 
 
 def secrets_location(profile: ConnectionProfile) -> str:

@@ -66,15 +66,16 @@ class CachedList:
     daily: DailyCounts
 
 
-def list_connection_names(_progress: ProgressCallback, _cancel: CancelToken) -> list[str]:
-    from optout_desk.store import connections as store_connections
-    from optout_desk.store.db import connect
+def list_connection_names(_progress: ProgressCallback, _cancel: CancelToken
+                          ) -> list[tuple[str, bool]]:
+    """(name, lists per survey) of each connection whose system can list its opt-outs: the
+    only ones this page can fetch."""
+    from optout_desk.connectors.base import Capability
+    from optout_desk.connectors.registry import system_info
+    from optout_desk.workflows.connections import connections_that
 
-    conn = connect()
-    try:
-        return [p.name for p in store_connections.list_all(conn)]
-    finally:
-        conn.close()
+    return [(p.name, system_info(p.system).survey_scopes)
+            for p in connections_that(Capability.LIST)]
 
 
 def load_cached(connection: str, scope: str) -> CachedList:
@@ -138,6 +139,7 @@ class OptOutsPage(QWidget):
         self.connection.setMinimumWidth(200)
         self.connection.setPlaceholderText("No connections yet")
         self.connection.currentIndexChanged.connect(self._scope_changed)
+        self._surveys: dict[str, bool] = {}  # connection -> its system lists per survey
         self.survey = QLineEdit()
         self.survey.setPlaceholderText("all surveys")
         self.survey.setValidator(QIntValidator(1, 2_000_000_000, self))
@@ -158,7 +160,8 @@ class OptOutsPage(QWidget):
         controls.addWidget(QLabel("Connection"))
         controls.addWidget(self.connection)
         controls.addSpacing(12)
-        controls.addWidget(QLabel("Survey"))
+        self.survey_label = QLabel("Survey")
+        controls.addWidget(self.survey_label)
         controls.addWidget(self.survey)
         controls.addSpacing(12)
         controls.addWidget(self.full)
@@ -213,7 +216,9 @@ class OptOutsPage(QWidget):
         run_task(self, list_connection_names, on_success=self._connections_listed,
                  name="list connections")
 
-    def _connections_listed(self, names: list[str]) -> None:
+    def _connections_listed(self, listed: list[tuple[str, bool]]) -> None:
+        names = [name for name, _ in listed]
+        self._surveys = dict(listed)
         current = self.connection.currentText() or self.window_.last_connection()
         self.connection.blockSignals(True)
         self.connection.clear()
@@ -242,6 +247,11 @@ class OptOutsPage(QWidget):
         name = self.connection_name()
         if name:
             self.window_.set_last_connection(name)
+        by_survey = self._surveys.get(name, False)
+        self.survey.setVisible(by_survey)
+        self.survey_label.setVisible(by_survey)
+        if not by_survey:
+            self.survey.clear()
         self.reload_list()
 
     def reload_list(self) -> None:

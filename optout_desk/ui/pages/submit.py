@@ -120,14 +120,10 @@ class SubmitPage(QWidget):
     # --- inputs ----------------------------------------------------------------------------
 
     def refresh_connections(self) -> None:
-        from optout_desk.store import connections
-        from optout_desk.store.db import connect
+        from optout_desk.connectors.base import Capability
+        from optout_desk.workflows.connections import connections_that
 
-        db = connect()
-        try:
-            names = [p.name for p in connections.list_all(db)]
-        finally:
-            db.close()
+        names = [p.name for p in connections_that(Capability.SUBMIT)]
         current = self.connection.currentText() or self.window_.last_connection()
         self.connection.clear()
         self.connection.addItems(names)
