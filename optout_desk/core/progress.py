@@ -7,6 +7,7 @@ callback that emits a Qt signal, the CLI one that advances a rich progress bar, 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -52,6 +53,35 @@ class CancelToken:
     def wait(self, seconds: float) -> bool:
         """Sleep up to `seconds`, waking early on cancel. Returns True if cancelled."""
         return self._event.wait(seconds)
+
+
+class AnyCancelled(CancelToken):
+    """Cancelled as soon as any of its tokens is: e.g. "cancel all" or "cancel this one"."""
+
+    def __init__(self, *tokens: CancelToken) -> None:
+        super().__init__()
+        self._tokens = tokens
+
+    def cancel(self) -> None:
+        for token in self._tokens:
+            token.cancel()
+
+    @property
+    def cancelled(self) -> bool:
+        return any(token.cancelled for token in self._tokens)
+
+    def raise_if_cancelled(self) -> None:
+        if self.cancelled:
+            raise Cancelled()
+
+    def wait(self, seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while not self.cancelled:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self._tokens[0].wait(min(left, 0.05))  # short slices: any token may fire
+        return True
 
 
 NEVER_CANCELLED = CancelToken()

@@ -55,6 +55,11 @@ from optout_desk.workflows.destinations import known_optout_keys, look_up
 
 log = logging.getLogger(__name__)
 
+# The same columns as an operator reads them (the submission workbook's per-destination sheets).
+RECEIPT_HEADERS = (
+    "Identifier", "Kind", "Sent as", "Source file", "Row", "Request", "Outcome",
+    "Platform message", "Confirmed",
+)
 RECEIPT_COLUMNS = (
     "identifier", "kind", "sent_as", "source_file", "row_number", "batch", "outcome",
     "platform_message", "confirmed",
@@ -291,6 +296,8 @@ def execute_plan(
     receipt: Path | None = None,
     open_client: Callable[[str], Client] | None = None,
     resend_unknown: bool = False,
+    write_receipt: bool = True,
+    record_history: bool = True,
 ) -> SubmitOutcome:
     """Send the plan's unacknowledged payloads, verify, write the receipt, record the run.
 
@@ -298,7 +305,9 @@ def execute_plan(
     the name of the run holding it (SubmitError). `open_client(connection)` makes the client
     (default: the connection's stored profile and secrets); benches and tests pass their own.
     `resend_unknown` also sends payloads a crash left without an answer where the destination
-    does not say resending is harmless (the operator checked the platform).
+    does not say resending is harmless (the operator checked the platform). A submission to
+    several destinations writes one receipt and one history run for all of them
+    (workflows/submission.py), so it turns `write_receipt` and `record_history` off.
     """
     db = connect()
     try:
@@ -311,7 +320,7 @@ def execute_plan(
     try:
         with locks.hold(connection_lock_name(connection), f"plan {plan_id}"):
             return _execute_locked(plan_id, progress, cancel, verify, receipt, open_client,
-                                   resend_unknown)
+                                   resend_unknown, write_receipt, record_history)
     except locks.LockHeldError as exc:
         raise SubmitError(
             f"Another run is sending to {connection}: {locks.describe(exc.holder)}. Wait for "
@@ -323,7 +332,8 @@ def execute_plan(
 def _execute_locked(plan_id: int, progress: ProgressCallback, cancel: CancelToken,
                     verify: bool, receipt: Path | None,
                     open_client: Callable[[str], Client] | None,
-                    resend_unknown: bool) -> SubmitOutcome:
+                    resend_unknown: bool, write_receipt: bool,
+                    record_history: bool) -> SubmitOutcome:
     started = history.utc_now()
     db = connect()
     try:
@@ -344,7 +354,8 @@ def _execute_locked(plan_id: int, progress: ProgressCallback, cancel: CancelToke
             pacing = registry.pacing(profile.system, profile.settings)
         except DeskError as exc:
             journal.set_status(db, plan_id, journal.FAILED, exc.message)
-            _record_run(db, plan_id, started, "failed", exc.message, None)
+            if record_history:
+                _record_run(db, plan_id, started, "failed", exc.message, None)
             raise
         done = before.acknowledged
         records = _submitted(db, plan_id)
@@ -390,7 +401,7 @@ def _execute_locked(plan_id: int, progress: ProgressCallback, cancel: CancelToke
         if status == journal.COMPLETED and verify:
             confirmed, unconfirmed, verification_error = _verify(db, plan_id, profile, cancel)
             verified = not verification_error
-        receipt_path = _write_receipt_safely(db, plan_id, receipt)
+        receipt_path = _write_receipt_safely(db, plan_id, receipt) if write_receipt else None
         outcome = "ok" if status == journal.COMPLETED else ("failed" if error else "cancelled")
         counts = {
             "plan_id": plan_id, "identifiers": after.total, "batches": after.batch_count,
@@ -400,7 +411,8 @@ def _execute_locked(plan_id: int, progress: ProgressCallback, cancel: CancelToke
         }
         if verified:
             counts.update(confirmed=confirmed, unconfirmed=len(unconfirmed))
-        run_id = _record_run(db, plan_id, started, outcome, message, receipt_path, counts)
+        run_id = (_record_run(db, plan_id, started, outcome, message, receipt_path, counts)
+                  if record_history else None)
         return SubmitOutcome(
             plan_id=plan_id, plan_hash=after.hash, connection=after.connection,
             destination_label=after.destination_label, status=status, total=after.total,
@@ -573,12 +585,22 @@ def retry_failed_plan(plan_id: int) -> Plan:
 def receipt_rows(plan_id: int) -> list[tuple[Any, ...]]:
     db = connect()
     try:
-        return _receipt_table(db, plan_id)
+        return receipt_table(db, plan_id)
     finally:
         db.close()
 
 
-def _receipt_table(db: sqlite3.Connection, plan_id: int) -> list[tuple[Any, ...]]:
+def submitted_count(plan_id: int) -> int:
+    """Identifiers in the plan's acknowledged batches."""
+    db = connect()
+    try:
+        return _submitted(db, plan_id)
+    finally:
+        db.close()
+
+
+def receipt_table(db: sqlite3.Connection, plan_id: int) -> list[tuple[Any, ...]]:
+    """The plan's receipt rows in RECEIPT_COLUMNS order (values as shown to the operator)."""
     return [
         (r.identifier, r.kind, r.sent_as, r.source_file or "", r.row_number, r.batch, r.outcome,
          r.message, "" if r.confirmed is None else ("yes" if r.confirmed else "no"))
@@ -590,7 +612,7 @@ def write_receipt(plan_id: int, path: Path) -> int:
     """Write the plan's per-identifier receipt to `path` (.csv or .xlsx); returns rows."""
     db = connect()
     try:
-        return _write_table(path, RECEIPT_COLUMNS, _receipt_table(db, plan_id))
+        return _write_table(path, RECEIPT_COLUMNS, receipt_table(db, plan_id))
     finally:
         db.close()
 
@@ -607,7 +629,7 @@ def _write_receipt_safely(db: sqlite3.Connection, plan_id: int,
     everything and `history --export-receipt` can write it again)."""
     path = requested or default_receipt_path(plan_id, journal.summary(db, plan_id).connection)
     try:
-        _write_table(path, RECEIPT_COLUMNS, _receipt_table(db, plan_id))
+        _write_table(path, RECEIPT_COLUMNS, receipt_table(db, plan_id))
     except (OSError, DeskError) as exc:
         log.warning("receipt for plan %d not written: %s", plan_id, type(exc).__name__)
         return None
@@ -651,7 +673,7 @@ def export_run_receipt(run_id: int, output: Path) -> int:
             raise BadInputError(f"There is no run {run_id} in the history.")
         plan_id = run.counts.get("plan_id")
         if run.kind == "submit" and plan_id is not None:
-            return _write_table(output, RECEIPT_COLUMNS, _receipt_table(db, plan_id))
+            return _write_table(output, RECEIPT_COLUMNS, receipt_table(db, plan_id))
     finally:
         db.close()
     if not run.receipt_path or not Path(run.receipt_path).exists():
