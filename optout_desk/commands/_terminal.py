@@ -55,3 +55,32 @@ def confirm(question: str) -> bool:
     """Ask yes/no on the terminal; the caller has checked that stdin is a terminal."""
     answer = input(f"{question} [y/N] ").strip().lower()
     return answer in {"y", "yes"}
+
+
+@contextmanager
+def progress_bars(descriptions: dict[str, str]) -> Iterator[dict[str, ProgressCallback]]:
+    """One rich progress bar per key (a destination), on stderr when it is a terminal; each
+    callback may be called from its own thread (rich's Progress is thread-safe)."""
+    if not err.is_terminal:
+        yield {key: no_progress for key in descriptions}
+        return
+    with RichProgress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[extra]}"),
+        TimeRemainingColumn(),
+        console=err,
+        transient=False,
+    ) as bar:
+        callbacks: dict[str, ProgressCallback] = {}
+        for key, description in descriptions.items():
+            task = bar.add_task(description, total=None, extra="")
+
+            def report(p: Progress, task: object = task) -> None:
+                extra = f"{p.unit}" + (f" · {p.records:,} identifiers"
+                                       if p.records is not None else "")
+                bar.update(task, completed=p.done, total=p.total, extra=extra)  # type: ignore[arg-type]
+
+            callbacks[key] = report
+        yield callbacks

@@ -1,8 +1,12 @@
-"""`optout-desk submit CONNECTION --from FILE|-` and `optout-desk submit CONNECTION --resume`.
+"""`optout-desk submit --to CONN [--to CONN …] --from FILE|-`, `… --resume [--to CONN]`.
 
-Builds the frozen plan, prints its preview, asks for confirmation (or takes --yes), journals it
-and sends it batch by batch; --resume finishes plans a crash, a failure or a cancel left behind.
-Ctrl-C once stops after the batch in flight (the plan stays resumable); twice stops at once.
+Builds a frozen plan per destination, prints the preview (and, for several destinations, the
+destination matrix), asks once for confirmation (or takes --yes), journals the plans and sends
+them — several destinations side by side, each with its own progress bar; --resume finishes
+plans a crash, a failure or a cancel left behind (every unfinished destination, or the ones
+named). A single CONNECTION positional is the same as one --to.
+Ctrl-C once stops after the requests in flight (the plans stay resumable); twice stops at once.
+Exit 0 only when every destination finished.
 """
 
 from __future__ import annotations
@@ -22,11 +26,15 @@ MAX_LISTED = 20  # identifiers listed by name in the terminal before "… and N 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "submit",
-        help="submit opt-outs to a connection (previewed, journaled, resumable)",
-        description="Submit opt-outs to a connection in batches, exactly as previewed. Every "
-        "batch is journaled, so an interrupted submission resumes with --resume.",
+        help="submit opt-outs to one or more connections (previewed, journaled, resumable)",
+        description="Submit opt-outs to one or more connections, exactly as previewed: a plan "
+        "per destination, sent side by side. Every request is journaled, so an interrupted "
+        "submission resumes with --resume.",
     )
-    parser.add_argument("connection", metavar="CONNECTION", help="the destination connection")
+    parser.add_argument("connection", metavar="CONNECTION", nargs="?",
+                        help="the destination connection (the same as one --to)")
+    parser.add_argument("--to", action="append", default=[], metavar="CONN",
+                        help="a destination connection; repeat for several")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument(
         "--from", dest="source", metavar="FILE",
@@ -63,10 +71,20 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from optout_desk.core.errors import BadInputError
+
+    args.destinations = list(dict.fromkeys(([args.connection] if args.connection else [])
+                                           + args.to))
     if args.resume:
         return _resume(args)
     if args.discard is not None:
         return _discard(args)
+    if not args.destinations:
+        raise BadInputError("Name the destination: `optout-desk submit --to CONNECTION --from "
+                            "FILE` (repeat --to for several).")
+    if len(args.destinations) > 1:
+        return _submit_many(args)
+    args.connection = args.destinations[0]
     return _submit_new(args)
 
 
@@ -76,9 +94,9 @@ def _discard(args: argparse.Namespace) -> int:
     from optout_desk.workflows import submit
 
     summary = submit.plan_summary(args.discard)
-    if summary.connection != args.connection:
+    if args.destinations and summary.connection not in args.destinations:
         raise BadInputError(f"Plan {summary.id} goes to {summary.connection}, not "
-                            f"{args.connection}; nothing was discarded.")
+                            f"{', '.join(args.destinations)}; nothing was discarded.")
     _confirm_or_refuse(args, f"Discard plan {summary.id}: its {summary.remaining:,} unsent "
                              f"batches to {summary.destination_label} will never be sent?")
     submit.discard_plan(summary.id)
@@ -108,6 +126,102 @@ def _submit_new(args: argparse.Namespace) -> int:
     _confirm_or_refuse(args, f"Submit {plan.total:,} opt-outs to {plan.destination.label}?")
     plan_id = submit.save_plan(plan, source_file=source_name, source_sha256=source_sha)
     return _execute(args, plan_id)
+
+
+def _submit_many(args: argparse.Namespace) -> int:
+    """Several destinations: a plan each, one matrix, one question, side by side."""
+    from optout_desk.commands._terminal import out
+    from optout_desk.workflows import submission
+
+    inputs, source_name, source_sha = read_inputs(args)
+    preview = submission.prepare_submission(
+        args.destinations, inputs, source_file=source_name, source_sha256=source_sha,
+        origin="file" if source_name != "standard input" else "pasted",
+        batch_size=args.batch_size, include_submitted=args.include_submitted)
+    print_matrix(preview)
+    for destination in preview.destinations:
+        _refuse_overlap(destination.plan)
+    if args.dry_run:
+        out.print("Dry run: nothing was sent.")
+        return 0
+    if not preview.total:
+        out.print("Nothing to submit.")
+        return 0
+    _confirm_or_refuse(args, preview.confirmation())
+    saved = submission.save_submission(preview)
+    return _execute_many(args, saved.plan_ids, saved.id)
+
+
+def print_matrix(preview: Any) -> None:
+    """The destination matrix: per destination what it receives by kind, what it leaves out
+    and why, its requests and the estimated time; routing by kind; warnings."""
+    from rich.table import Table
+
+    from optout_desk.commands._terminal import out
+    from optout_desk.workflows.submission import format_duration, kind_label, left_out_summary
+
+    kinds = sorted({k for d in preview.destinations for k in d.plan.counts} | {
+        str(left.kind) for d in preview.destinations for left in d.plan.left_out
+        if left.key is not None})
+    out.print(f"{preview.input_count:,} identifiers to {len(preview.destinations)} "
+              "destinations:")
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    table.add_column("Destination")
+    for kind in kinds:
+        table.add_column(kind_label(kind).capitalize(), justify="right")
+    for title in ("Requests", "Time", "Left out"):
+        table.add_column(title, justify="right" if title != "Left out" else "left")
+    for d in preview.destinations:
+        table.add_row(
+            f"{d.plan.destination.label} ({d.system_label})",
+            *(f"{d.plan.counts.get(kind, 0):,}" if kind in d.routes else "—" for kind in kinds),
+            f"{d.requests:,}", format_duration(d.estimated_seconds),
+            left_out_summary(d) or "nothing")
+    out.print(table)
+    for kind in kinds:
+        targets = [f"{d.connection} ({d.routes[kind]})" for d in preview.destinations
+                   if kind in d.routes]
+        out.print(f"  {kind_label(kind)} → {', '.join(targets) or 'nowhere'}")
+    for d in preview.destinations:
+        if d.plan.batches:
+            out.print(f"  {d.connection}: plan hash {d.plan.short_hash}")
+    for note in preview.warnings():
+        out.print(f"Note: {note}")
+
+
+def _execute_many(args: argparse.Namespace, plan_ids: dict[str, int],
+                  submission_id: int) -> int:
+    from optout_desk.commands._terminal import err, out, progress_bars
+    from optout_desk.core.progress import CancelToken
+    from optout_desk.workflows import submission
+
+    cancel = CancelToken()
+    bars = {name: f"{name} (plan {plan_id})" for name, plan_id in plan_ids.items()}
+    with _stop_on_ctrl_c(cancel, err), progress_bars(bars) as reports:
+        outcome = submission.execute_submission(
+            plan_ids, submission_id=submission_id,
+            progress=lambda name, p: reports[name](p), cancel=cancel,
+            verify=not args.no_verify, receipt=args.receipt,
+            resend_unknown=args.resend_unknown)
+    worst = 0
+    for run in outcome.runs:
+        if run.outcome is not None:
+            for line in run.outcome.summary_lines():
+                out.print(line)
+        else:
+            out.print(f"{run.connection}: {run.error}")
+        worst = max(worst, _exit_code(run.outcome) if run.outcome else 1)
+    if outcome.receipt_path:
+        out.print(f"Receipt: {outcome.receipt_path}")
+    return worst
+
+
+def _exit_code(outcome: Any) -> int:
+    if outcome.error or outcome.outcome_unknown:
+        return 1
+    if outcome.cancelled:
+        return 130
+    return 0 if outcome.status == "completed" else 1
 
 
 def _refuse_overlap(plan: Any) -> None:
@@ -257,9 +371,7 @@ def _execute(args: argparse.Namespace, plan_id: int) -> int:
             out.print(f"  {value}")
         if len(outcome.unconfirmed) > MAX_LISTED:
             out.print(f"  … and {len(outcome.unconfirmed) - MAX_LISTED:,} more (see the receipt)")
-    if outcome.error:
-        return 1
-    return 130 if outcome.cancelled else 0
+    return _exit_code(outcome)
 
 
 @contextmanager
@@ -289,6 +401,8 @@ def _in_main_thread() -> bool:
 
 
 def _resume(args: argparse.Namespace) -> int:
+    """Every unfinished plan of the named destinations (all when none is named): asked once,
+    then the destinations side by side, each destination's plans one after the other."""
     from optout_desk.commands._terminal import out
     from optout_desk.store import connections
     from optout_desk.store.db import connect
@@ -296,14 +410,16 @@ def _resume(args: argparse.Namespace) -> int:
 
     db = connect()
     try:
-        connections.get(db, args.connection)  # an unknown name is an error, not "nothing"
+        for name in args.destinations:
+            connections.get(db, name)  # an unknown name is an error, not "nothing"
     finally:
         db.close()
-    plans = submit.find_unfinished(args.connection)
+    plans = [plan for plan in submit.find_unfinished()
+             if not args.destinations or plan.connection in args.destinations]
     if not plans:
-        out.print(f"Nothing to resume for {args.connection}: every submission is finished.")
+        where = f" for {', '.join(args.destinations)}" if args.destinations else ""
+        out.print(f"Nothing to resume{where}: every submission is finished.")
         return 0
-    worst = 0
     for plan in plans:
         out.print(
             f"Plan {plan.id} ({plan.short_hash}) from {plan.created_at[:19].replace('T', ' ')} "
@@ -311,10 +427,56 @@ def _resume(args: argparse.Namespace) -> int:
             f"batches acknowledged, {plan.remaining:,} to send"
             + (f" ({plan.message})" if plan.message else "") + "."
         )
+    if len(plans) == 1:
+        plan = plans[0]
         _confirm_or_refuse(args, f"Resume plan {plan.id}: send {plan.remaining:,} remaining "
                                  f"batches to {plan.destination_label}?")
-        code = _execute(args, plan.id)
-        worst = max(worst, code)
-        if code:
-            break
-    return worst
+        return _execute(args, plan.id)
+    by_connection: dict[str, list[int]] = {}
+    for plan in plans:
+        by_connection.setdefault(plan.connection, []).append(plan.id)
+    _confirm_or_refuse(args, f"Resume {len(plans)} plans to "
+                             f"{', '.join(by_connection)}?")
+    return _resume_side_by_side(args, by_connection)
+
+
+def _resume_side_by_side(args: argparse.Namespace, by_connection: dict[str, list[int]]) -> int:
+    import threading
+
+    from optout_desk.commands._terminal import err, out, progress_bars
+    from optout_desk.core.errors import DeskError
+    from optout_desk.core.progress import CancelToken
+    from optout_desk.workflows import submit
+
+    cancel = CancelToken()
+    codes: dict[int, int] = {}
+    lines: dict[int, list[str]] = {}
+    bars = {name: f"{name} (plan{'s' if len(ids) > 1 else ''} {', '.join(map(str, ids))})"
+            for name, ids in by_connection.items()}
+    with _stop_on_ctrl_c(cancel, err), progress_bars(bars) as reports:
+        def work(name: str, plan_ids: list[int]) -> None:
+            for plan_id in plan_ids:
+                try:
+                    outcome = submit.execute_plan(
+                        plan_id, progress=reports[name], cancel=cancel,
+                        verify=not args.no_verify, resend_unknown=args.resend_unknown)
+                except DeskError as exc:
+                    lines[plan_id], codes[plan_id] = [f"Plan {plan_id}: {exc.message}"], 1
+                    return
+                lines[plan_id] = outcome.summary_lines()
+                codes[plan_id] = _exit_code(outcome)
+                if codes[plan_id]:
+                    return
+
+        threads = [threading.Thread(target=work, args=(name, ids), name=f"resume-{name}")
+                   for name, ids in by_connection.items()]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    for ids in by_connection.values():
+        for plan_id in ids:
+            for line in lines.get(plan_id, []):
+                out.print(line)
+    unfinished = [i for ids in by_connection.values() for i in ids if i not in codes]
+    return max([*codes.values(), 1 if unfinished else 0])

@@ -39,6 +39,16 @@ log = logging.getLogger(__name__)
 
 KIND_LABELS = {IdKind.EMAIL: "emails", IdKind.PHONE: "phones", IdKind.PUSH_TOKEN: "push tokens",
                IdKind.EXTERNAL_ID: "external ids"}
+
+
+def kind_label(kind: str) -> str:
+    """"emails" for "email": how the matrix names a kind of identifier."""
+    try:
+        return KIND_LABELS[IdKind(kind)]
+    except ValueError:
+        return kind
+
+
 # A preview's guess of one request's time when nothing better is known.
 ASSUMED_LATENCY_S = 0.15
 
@@ -70,7 +80,7 @@ class DestinationPreview:
 
     def describe(self) -> str:
         """"acme: 1,208 emails, 511 phones in 4 requests (about 1 s)"."""
-        kinds = ", ".join(f"{count:,} {KIND_LABELS.get(IdKind(kind), kind)}"
+        kinds = ", ".join(f"{count:,} {kind_label(kind)}"
                           for kind, count in sorted(self.plan.counts.items())) or "nothing"
         return (f"{self.plan.destination.label}: {kinds} in {self.requests:,} "
                 f"request{'s' if self.requests != 1 else ''} "
