@@ -233,7 +233,7 @@ class DestinationRun:
 
 @dataclass
 class SubmissionOutcome:
-    submission_id: int
+    submission_id: int | None
     runs: list[DestinationRun] = field(default_factory=list)
     receipt_path: str | None = None
     run_id: int | None = None
@@ -249,7 +249,7 @@ ProgressFor = Callable[[str, Progress], None]
 def execute_submission(
     plan_ids: Mapping[str, int],
     *,
-    submission_id: int,
+    submission_id: int | None,
     progress: ProgressFor | None = None,
     cancel: CancelToken = NEVER_CANCELLED,
     cancel_each: Mapping[str, CancelToken] | None = None,
@@ -259,7 +259,10 @@ def execute_submission(
     resend_unknown: bool = False,
 ) -> SubmissionOutcome:
     """Send every destination's plan side by side and wait for all; one destination's failure
-    does not stop the others. `cancel` stops them all, `cancel_each[connection]` one."""
+    does not stop the others. `cancel` stops them all, `cancel_each[connection]` one. Plans
+    made outside a submission (`submission_id` None: an older single-destination plan being
+    resumed) keep their own receipt and history run."""
+    grouped = submission_id is not None
     started = history.utc_now()
     runs = [DestinationRun(connection, plan_id) for connection, plan_id in plan_ids.items()]
     threads = []
@@ -276,7 +279,7 @@ def execute_submission(
                 run.outcome = submit.execute_plan(
                     run.plan_id, progress=report, cancel=token, verify=verify,
                     open_client=open_client, resend_unknown=resend_unknown,
-                    write_receipt=False, record_history=False)
+                    write_receipt=not grouped, record_history=not grouped)
             except DeskError as exc:
                 run.error = exc.message
             except Exception as exc:  # a bug must not take the other destinations with it
@@ -289,6 +292,8 @@ def execute_submission(
     for thread in threads:
         thread.join()
     outcome = SubmissionOutcome(submission_id, runs)
+    if submission_id is None:
+        return outcome
     path = receipt or default_receipt_path(submission_id)
     try:
         write_submission_receipt(submission_id, path)
@@ -306,6 +311,7 @@ def _either(first: CancelToken, second: CancelToken | None) -> CancelToken:
 
 def _record(outcome: SubmissionOutcome, started: str) -> int | None:
     """One history run for the submission, with every destination's outcome."""
+    assert outcome.submission_id is not None
     db = connect()
     try:
         row = submissions.get(db, outcome.submission_id)
@@ -352,28 +358,42 @@ MATRIX_NOT_VISIBLE = "sent, not yet visible"
 def status_matrix(submission_id: int) -> tuple[list[str], list[list[str]]]:
     """(destinations, rows): one row per distinct input identifier — its original text, its
     kind, then its status on each destination ("sent, confirmed", "left out: …", "failed:
-    the platform's message", "not sent")."""
+    the platform's message", "not sent"). A retry of a destination's failed identifiers is a
+    later plan of the same submission: its statuses replace the failed ones."""
     db = connect()
     try:
         plans = submissions.plans_of(db, submission_id)
         if not plans:
             raise BadInputError(f"There is no submission {submission_id}.")
-        names = [p.connection for p in plans]
+        names = list(dict.fromkeys(p.connection for p in plans))
         by_identifier: dict[tuple[str, str], dict[str, str]] = {}
-        order: list[tuple[str, str]] = []
-        for summary in plans:
+        for summary in plans:  # oldest first: a retry overwrites what it retried
             for row in journal.receipt_rows(db, summary.id):
-                key = (row.identifier, row.kind)
-                if key not in by_identifier:
-                    by_identifier[key] = {}
-                    order.append(key)
-                by_identifier[key][summary.connection] = _cell(row)
+                cells = by_identifier.setdefault((row.identifier, row.kind), {})
+                cells[summary.connection] = _cell(row)
     finally:
         db.close()
-    rows = [[identifier, kind, *(by_identifier[(identifier, kind)].get(name, "not planned")
-                                 for name in names)]
-            for identifier, kind in order]
+    rows = [[identifier, kind, *(cells.get(name, "not planned") for name in names)]
+            for (identifier, kind), cells in by_identifier.items()]
     return names, rows
+
+
+def retry_failed(plan_id: int) -> tuple[Plan, int | None]:
+    """A new plan of the failed identifiers of one destination's plan, in the same submission
+    (the old plan is discarded once the new one is saved)."""
+    plan = submit.retry_failed_plan(plan_id)
+    return plan, submit.plan_summary(plan_id).submission_id
+
+
+def save_retry(plan: Plan, replaces: int, submission_id: int | None) -> int:
+    """Journal a retry plan under the same submission and discard the plan it replaces."""
+    db = connect()
+    try:
+        new_id = journal.save_plan(db, plan, submission_id=submission_id)
+    finally:
+        db.close()
+    submit.discard_plan(replaces)
+    return new_id
 
 
 def _cell(row: journal.ReceiptRow) -> str:
@@ -425,8 +445,12 @@ def write_submission_receipt(submission_id: int, path: Path) -> Path:
                         p.acknowledged, p.failed])
     sheets = [SheetSpec("Summary", ["Item", "Value"], summary),
               SheetSpec("Outcomes", headers, matrix)]
+    used: set[str] = set()
     for p in plans:
-        sheets.append(SheetSpec(p.connection[:31], list(submit.RECEIPT_HEADERS),
-                                per_plan[p.id]))
+        # Sheet names must be unique (31 characters at most): a retry's plan gets its id.
+        name = p.connection[:31] if p.connection[:31] not in used else (
+            f"{p.connection[:20]} plan {p.id}")
+        used.add(name)
+        sheets.append(SheetSpec(name, list(submit.RECEIPT_HEADERS), per_plan[p.id]))
     write_workbook(path, sheets)
     return path
