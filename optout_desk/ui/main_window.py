@@ -226,12 +226,14 @@ class MainWindow(QMainWindow):
         if method is not None:
             method()
 
-    def send_to_submit(self, inputs: list[Any], origin: str) -> None:
-        """Open the Submit page with these PlanInputs (from Reconcile, the Inbox…)."""
+    def send_to_submit(self, inputs: list[Any], origin: str,
+                       compared_with: str | None = None) -> None:
+        """Open the Submit page with these PlanInputs (from Reconcile, the Inbox…);
+        `compared_with` is the connection they were reconciled against (ticked first)."""
         page = self.show_page("submit")
         load = getattr(page, "load_inputs", None)
         if load is not None:
-            load(inputs, origin)
+            load(inputs, origin, compared_with)
         else:
             self.notify("The Submit page is not built yet; nothing was sent.", "warning")
 

@@ -84,7 +84,7 @@ class DestinationPreview:
                           for kind, count in sorted(self.plan.counts.items())) or "nothing"
         return (f"{self.plan.destination.label}: {kinds} in {self.requests:,} "
                 f"request{'s' if self.requests != 1 else ''} "
-                f"(about {format_duration(self.estimated_seconds)})")
+                f"({estimate(self.estimated_seconds)})")
 
 
 @dataclass(frozen=True)
@@ -123,6 +123,12 @@ class SubmissionPreview:
                 notes.append(f"{d.connection} ({info.label}) cannot tell what it already "
                              "holds, so nothing is left out as already there.")
         return notes
+
+
+def estimate(seconds: float) -> str:
+    """"about 5 min", or "under a second"."""
+    text = format_duration(seconds)
+    return text if seconds < 1 else f"about {text}"
 
 
 def format_duration(seconds: float) -> str:

@@ -139,7 +139,8 @@ def test_send_to_submit_loads_the_identifiers_on_the_submit_page(main_window: An
     assert main_window.current_key == "submit"
     page = main_window.current_page()
     assert page.inputs == inputs
-    assert "2 identifiers from reconcile: To submit" in page.source_label.text()
+    assert "2 identifiers (1 email, 1 phone) from reconcile: To submit" in (
+        page.source_label.text())
 
 
 def test_crash_handler_without_dialog_logs_and_exits(qtbot: Any) -> None:

@@ -1,4 +1,5 @@
-"""The Submit page driven like a user: bucket in, preview, send, cancel, resume, receipt."""
+"""The Submit page driven like a user: bucket in, destination matrix, preview, send, cancel,
+resume, receipt."""
 
 from __future__ import annotations
 
@@ -31,31 +32,66 @@ def bucket(n: int) -> list[PlanInput]:
             for i in range(n)]
 
 
+def planned(qtbot: Any, page: Any) -> None:
+    """Wait until the matrix shows the current plans."""
+    qtbot.waitUntil(lambda: page.matrix_preview is not None and page.plan_task is None,
+                    timeout=10_000)
+
+
+def tick_only(page: Any, *names: str) -> None:
+    for row in range(page.matrix.rowCount()):
+        name = page.matrix.item(row, 0).data(Qt.ItemDataRole.UserRole)
+        page.matrix.set_ticked(name, name in names)
+
+
+def preview_and_send(qtbot: Any, page: Any) -> None:
+    qtbot.mouseClick(page.plan_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: page.preview is not None and page.preview.isVisible(), timeout=10_000)
+    qtbot.mouseClick(page.preview.confirm_button, Qt.MouseButton.LeftButton)
+
+
+def only_run(page: Any) -> Any:
+    [run] = page.outcome.runs
+    return run.outcome
+
+
 def test_bucket_preview_send_and_receipt(
     qtbot: Any, main_window: Any, sandbox_factory: SandboxFactory,
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
 ) -> None:
     box = sandbox_factory(records=10)
     add_demo(box, monkeypatch)
-    main_window.send_to_submit(bucket(7), "Reconcile: To submit")
+    main_window.send_to_submit(bucket(7), "Reconcile: To submit", "demo")
     page = main_window.current_page()
-    assert "7 identifiers from Reconcile: To submit" in page.source_label.text()
-    page.connection.setCurrentText("demo")
+    assert "7 rows · 7 identifiers (7 emails) from Reconcile: To submit" in (
+        page.source_label.text())
+    planned(qtbot, page)
+    assert page.matrix.ticked() == ["demo"]  # the connection reconciled against
+    assert page.matrix.item(0, 1).text() == "7" and page.matrix.item(0, 4).text() == "3"
+    assert "Emails → demo (EmailAddresses)" in page.routing_label.text()
     qtbot.mouseClick(page.plan_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: page.preview is not None and page.preview.isVisible(), timeout=10_000)
     assert page.preview.confirm_button.text() == "Submit 7 opt-outs to demo (EU)"
     assert box.state.submitted == []  # nothing before confirmation
     qtbot.mouseClick(page.preview.confirm_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: page.outcome is not None, timeout=20_000)
-    assert page.outcome.status == "completed" and page.outcome.submitted == 7
+    assert only_run(page).status == "completed" and only_run(page).submitted == 7
     assert [v for b in box.state.submitted for v in b["EmailAddresses"]] == [
         f"gui{i}@example.com" for i in range(7)]
-    assert "3 of 3 batches acknowledged" in page.outcome_label.text()
-    assert page.progress.value() == 3
-    receipt = tmp_path / "receipt.csv"
+    assert "1 of 1 destination finished: demo: completed" in page.outcome_label.text()
+    assert page.sending.rows["demo"].bar.value() == 3
+    qtbot.waitUntil(lambda: page.outcomes.isVisible(), timeout=10_000)
+    assert page.outcomes.model.total_rows == 7
+    receipt = tmp_path / "receipt.xlsx"
     page.export_receipt(receipt)
     qtbot.waitUntil(receipt.exists, timeout=10_000)
-    assert receipt.read_text(encoding="utf-8-sig").count("submitted") == 7
+    import openpyxl
+
+    book = openpyxl.load_workbook(receipt, read_only=True)
+    assert book.sheetnames == ["Summary", "Outcomes", "demo"]
+    outcomes = [row[2] for row in book["Outcomes"].iter_rows(min_row=2, values_only=True)]
+    book.close()
+    assert outcomes == ["sent, confirmed"] * 7
 
 
 def test_cancel_then_resume_from_the_unfinished_dialog(
@@ -65,18 +101,16 @@ def test_cancel_then_resume_from_the_unfinished_dialog(
     box = sandbox_factory(records=10, latency_ms=80)
     add_demo(box, monkeypatch, batch_size=2)
     page = main_window.show_page("submit")
-    page.refresh_connections()
-    page.connection.setCurrentText("demo")
+    qtbot.waitUntil(lambda: page.matrix.rowCount() == 1, timeout=10_000)
     page.paste.setPlainText("\n".join(f"p{i}@example.com" for i in range(20)))
-    qtbot.mouseClick(page.plan_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: page.preview is not None and page.preview.isVisible(), timeout=10_000)
-    qtbot.mouseClick(page.preview.confirm_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: page.progress.value() >= 1, timeout=10_000)
-    qtbot.mouseClick(page.cancel_button, Qt.MouseButton.LeftButton)
+    preview_and_send(qtbot, page)
+    qtbot.waitUntil(lambda: "demo" in page.sending.rows
+                    and page.sending.rows["demo"].bar.value() >= 1, timeout=10_000)
+    qtbot.mouseClick(page.sending.rows["demo"].cancel, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: page.outcome is not None, timeout=20_000)
-    assert page.outcome.cancelled and page.outcome.remaining > 0
+    assert only_run(page).cancelled and only_run(page).remaining > 0
     sent_before = len(box.state.submitted)
-    assert sent_before == page.outcome.acknowledged < 10
+    assert sent_before == only_run(page).acknowledged < 10
     assert page.offer_unfinished() is True
     dialog = page.resume_dialog
     assert "Plan 1" in dialog.list.item(0).text()
@@ -84,7 +118,8 @@ def test_cancel_then_resume_from_the_unfinished_dialog(
     box.state.set_latency(0)
     qtbot.mouseClick(dialog.resume_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: page.outcome is not None, timeout=20_000)
-    assert page.outcome.status == "completed" and page.outcome.resent_after_interruption == 0
+    assert only_run(page).status == "completed"
+    assert only_run(page).resent_after_interruption == 0
     assert len(box.state.submitted) == 10
 
 
@@ -98,14 +133,13 @@ def test_refused_key_shows_why_and_discard(
     monkeypatch.setenv("OPTOUT_DESK_SECRET_DEMO_KEY", "reader")
     main_window.send_to_submit(bucket(4), "test")
     page = main_window.current_page()
-    page.connection.setCurrentText("demo")
-    qtbot.mouseClick(page.plan_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: page.preview is not None and page.preview.isVisible(), timeout=10_000)
-    qtbot.mouseClick(page.preview.confirm_button, Qt.MouseButton.LeftButton)
+    planned(qtbot, page)
+    preview_and_send(qtbot, page)
     qtbot.waitUntil(lambda: page.outcome is not None, timeout=20_000)
-    shown = page.outcome_label.text()
+    shown = page.sending.rows["demo"].status.text()
     assert "refused" in shown and "Contacts (write)" in shown
-    assert page.retry_button.isEnabled()
+    assert "demo: failed" in page.outcome_label.text()
+    assert page.sending.rows["demo"].retry.isVisibleTo(page)
     assert page.offer_unfinished() is True
     qtbot.mouseClick(page.resume_dialog.discard_button, Qt.MouseButton.LeftButton)
     from optout_desk.workflows.submit import find_unfinished
@@ -162,7 +196,7 @@ def test_open_a_spreadsheet_takes_its_detected_columns_with_row_numbers(
     assert [(i.identifier.key, i.source_file, i.row_number) for i in page.inputs] == [
         ("ann@example.com", "crm.xlsx", 4), ("+32470123456", "crm.xlsx", 4),
         ("bob@example.com", "crm.xlsx", 5)]
-    assert "3 identifiers from crm.xlsx" in page.source_label.text()
+    assert "2 rows · 3 identifiers (2 emails, 1 phone) from crm.xlsx" in page.source_label.text()
     assert "Ann@Example.com" in page.paste.placeholderText()
 
 
@@ -177,4 +211,43 @@ def test_a_damaged_file_is_a_message_and_keeps_what_was_loaded(
     qtbot.waitUntil(lambda: main_window.message_bar.level == "warning", timeout=10_000)
     assert "broken.xlsx" in main_window.message_bar.text.text()
     assert len(page.inputs) == 2
-    assert "2 identifiers from Reconcile: To submit" in page.source_label.text()
+    assert "2 rows · 2 identifiers (2 emails) from Reconcile: To submit" in (
+        page.source_label.text())
+
+
+def test_two_destinations_side_by_side_with_the_matrix_of_outcomes(
+    qtbot: Any, main_window: Any, sandbox_factory: SandboxFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    first = sandbox_factory(records=10, seed=1, latency_ms=20)
+    second = sandbox_factory(records=10, seed=2, latency_ms=20)
+    add_demo(first, monkeypatch)
+    monkeypatch.setenv("OPTOUT_DESK_SECRET_OTHER_MASTER_KEY", second.master_key)
+    monkeypatch.setenv("OPTOUT_DESK_SECRET_OTHER_KEY", second.key)
+    db = connect()
+    connections.add(db, ConnectionProfile("other", "checkmarket", second.base_url, "us",
+                                          settings={"batch_size": 2}))
+    db.close()
+    main_window.send_to_submit(bucket(5), "Reconcile: To submit", "demo")
+    page = main_window.current_page()
+    planned(qtbot, page)
+    qtbot.waitUntil(lambda: page.matrix.rowCount() == 2, timeout=10_000)
+    assert page.matrix.ticked() == ["demo"] and not page.note_label.isVisibleTo(page)
+    page.matrix.set_ticked("other", True)
+    assert "other was not compared with" in page.note_label.text()
+    assert page.note_label.isVisibleTo(page)
+    rows = {page.matrix.item(r, 0).data(Qt.ItemDataRole.UserRole): r for r in range(2)}
+    assert page.matrix.item(rows["other"], 4).text() == "3"  # 5 emails in batches of 2
+    qtbot.mouseClick(page.plan_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: page.preview is not None and page.preview.isVisible(), timeout=10_000)
+    assert page.preview.tabs.count() == 2
+    assert page.preview.confirm_button.text() == "Send 5 to demo (EU) and 5 to other (US)"
+    qtbot.mouseClick(page.preview.confirm_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: set(page.sending.rows) == {"demo", "other"}, timeout=10_000)
+    qtbot.waitUntil(lambda: page.outcome is not None, timeout=20_000)
+    assert page.outcome.all_finished
+    assert page.sending.rows["other"].bar.value() == 3
+    assert page.sending.rows["demo"].bar.value() == 2
+    qtbot.waitUntil(lambda: page.outcomes.isVisible(), timeout=10_000)
+    assert page.outcomes.model.columns == ("Identifier", "Kind", "demo", "other")
+    assert len(first.state.submitted) == 2 and len(second.state.submitted) == 3

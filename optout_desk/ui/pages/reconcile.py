@@ -407,7 +407,10 @@ class ReconcilePage(QWidget):
         inputs = self.submit_inputs()
         if not inputs or self.run is None:
             return
-        self.window_.send_to_submit(inputs, f"reconcile of {self.run.table.source.name}")
+        other = self.run.other
+        compared = other.name if other.kind in ("connection", "lookup") else None
+        self.window_.send_to_submit(inputs, f"reconcile of {self.run.table.source.name}",
+                                    compared)
 
     def export_result(self) -> None:
         if self.run is None or self._task is not None:

@@ -1,26 +1,32 @@
-"""The Submit page: identifiers in (the "To submit" bucket, pasted text, a file), a frozen plan,
-its preview, batch-by-batch sending with progress, ETA and Cancel, the outcome, Retry failed
-and Export receipt. Unfinished plans found at start are offered for Resume / Review / Discard.
+"""The Submit page: identifiers in (the "To submit" bucket, pasted text, a file), a destination
+matrix, one preview and one confirmation for every ticked destination, the destinations sent
+side by side with a progress bar, time left and Cancel each, then the identifier × destination
+outcomes, Retry failed per destination and one receipt. Unfinished plans found at start are
+offered per destination for Resume / Review / Discard.
 
-Everything slow (planning, sending, verifying, writing receipts) runs through ui.tasks.run_task.
+Everything slow (planning, sending, verifying, writing receipts, reading the database) runs
+through ui.tasks.run_task. A running submission reports progress from several threads at once:
+each destination's latest report is kept under a lock and shown by a timer on the GUI thread,
+so a fast destination cannot flood the event loop nor hide a slow one's reports.
 """
 
 from __future__ import annotations
 
-import time
+import threading
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer, Slot
+from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
-    QComboBox,
     QFileDialog,
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QPlainTextEdit,
-    QProgressBar,
     QPushButton,
+    QSplitter,
     QVBoxLayout,
     QWidget,
 )
@@ -28,12 +34,30 @@ from PySide6.QtWidgets import (
 from optout_desk.core.errors import DeskError
 from optout_desk.core.plan import Plan, PlanInput, inputs_from_lines
 from optout_desk.core.progress import CancelToken, Progress, ProgressCallback
-from optout_desk.ui.dialogs.preview import PreviewDialog
+from optout_desk.ui.dialogs.preview import PreviewDialog, SubmissionPreviewDialog
+from optout_desk.ui.models.columnar import ColumnarTableModel
 from optout_desk.ui.tasks import run_task
-from optout_desk.workflows import submit
+from optout_desk.ui.widgets.data_table import DataTable
+from optout_desk.ui.widgets.destinations import DestinationMatrix, SendingPanel, describe_outcome
+from optout_desk.workflows import submission, submit
 
-MAX_UNCONFIRMED_SHOWN = 20
 SAMPLE_SHOWN = 12  # identifiers listed in the text box after a file or bucket is loaded
+POLL_MS = 100  # how often a running submission's progress is shown
+REPLAN_DELAY_MS = 400  # after the last keystroke in the paste box
+
+
+def describe_inputs(inputs: list[PlanInput]) -> str:
+    """"1,208 rows · 1,719 identifiers (1,208 emails, 511 phones)"."""
+    rows = {(i.source_file, i.row_number) for i in inputs if i.row_number is not None}
+    kinds: dict[str, int] = {}
+    for entry in inputs:
+        kinds[str(entry.identifier.kind)] = kinds.get(str(entry.identifier.kind), 0) + 1
+    by_kind = ", ".join(f"{n:,} {submission.kind_label(k) if n != 1 else k.replace('_', ' ')}"
+                        for k, n in sorted(kinds.items()))
+    count = len(inputs)
+    text = f"{count:,} identifier{'s' if count != 1 else ''} ({by_kind})" if count else (
+        "no identifiers")
+    return f"{len(rows):,} row{'s' if len(rows) != 1 else ''} · {text}" if rows else text
 
 
 class SubmitPage(QWidget):
@@ -42,15 +66,21 @@ class SubmitPage(QWidget):
         self.window_ = window
         self.inputs: list[PlanInput] = []
         self.origin = ""
-        self.plan: Plan | None = None
-        self.plan_id: int | None = None
-        self.outcome: submit.SubmitOutcome | None = None
-        self.preview: PreviewDialog | None = None
+        self.compared_with: str | None = None
+        self.matrix_preview: submission.SubmissionPreview | None = None
+        self.preview: SubmissionPreviewDialog | PreviewDialog | None = None
+        self.outcome: submission.SubmissionOutcome | None = None
         self.task: Any = None
-        self._started = 0.0
+        self.plan_task: Any = None
+        self._labels: dict[str, str] = {}
+        self._offered: list[str] = []
+        self._reports: dict[str, Progress] = {}
+        self._reports_lock = threading.Lock()
+        self._cancel_each: dict[str, CancelToken] = {}
         self._label_before_reading = ""
+        self._preview_when_planned = False
 
-        self.connection = QComboBox()
+        # -- identifiers
         self.region = QLineEdit("BE")
         self.region.setMaximumWidth(50)
         self.region.setToolTip("Default country for phone numbers written without +CC")
@@ -59,97 +89,202 @@ class SubmitPage(QWidget):
                                       "numbers), or open a file, or send the Reconcile page's "
                                       "'To submit' bucket here.")
         self.source_label = QLabel("")
+        self.source_label.setWordWrap(True)
         open_button = QPushButton("Open file…")
+        open_button.setToolTip("A spreadsheet or a text file of identifiers (Ctrl+O)")
         open_button.clicked.connect(self.choose_file)
+        QShortcut(QKeySequence.StandardKey.Open, self, self.choose_file)
+
+        # -- destinations
+        self.matrix = DestinationMatrix()
+        self.matrix.ticksChanged.connect(self._ticks_changed)
+        self.routing_label = QLabel("")
+        self.routing_label.setWordWrap(True)
+        self.note_label = QLabel("")
+        self.note_label.setWordWrap(True)
+        self.note_label.setObjectName("compareNote")
+        self.note_label.setStyleSheet("#compareNote { color: #b45309; }")
+        self._replan_timer = QTimer(self)
+        self._replan_timer.setSingleShot(True)
+        self._replan_timer.setInterval(REPLAN_DELAY_MS)
+        self._replan_timer.timeout.connect(self.replan)
+        self.paste.textChanged.connect(self._paste_changed)
+
+        self.check_button = QPushButton("Check these identifiers")
+        self.check_button.setToolTip("Ask the ticked destinations that answer look-ups which of "
+                                     "these they already hold as opted out")
+        self.check_button.clicked.connect(self.check_identifiers)
         self.plan_button = QPushButton("Preview…")
+        self.plan_button.setToolTip("See exactly what each ticked destination will receive; "
+                                    "nothing is sent before you confirm")
         self.plan_button.clicked.connect(self.make_plan)
+        self.plan_button.setDefault(True)
         self.resume_button = QPushButton("Unfinished submissions…")
         self.resume_button.clicked.connect(self.offer_unfinished)
 
-        self.progress = QProgressBar()
-        self.progress.setFormat("%v of %m batches")
-        self.progress.setVisible(False)
-        self.eta_label = QLabel("")
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setToolTip("Stop after the batch in flight; the plan stays resumable")
+        # -- sending and outcome
+        self.sending = SendingPanel()
+        self.sending.cancelOne.connect(self.cancel_destination)
+        self.sending.retryOne.connect(self.retry_failed)
+        self.sending.hide()
+        self.cancel_button = QPushButton("Cancel all")
+        self.cancel_button.setToolTip("Stop every destination after the requests in flight; "
+                                      "the plans stay resumable")
         self.cancel_button.setEnabled(False)
         self.cancel_button.clicked.connect(self.cancel)
         self.outcome_label = QLabel("")
         self.outcome_label.setWordWrap(True)
         self.outcome_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.retry_button = QPushButton("Retry failed")
-        self.retry_button.setEnabled(False)
-        self.retry_button.clicked.connect(self.retry_failed)
+        self.outcomes_model = ColumnarTableModel(("Identifier", "Kind"),
+                                                 search_columns=("Identifier",))
+        self.outcomes = DataTable(self.outcomes_model, noun=("identifier", "identifiers"),
+                                  search_placeholder="Search identifiers or statuses",
+                                  export_name="submission-outcomes")
+        self.outcomes.hide()
         self.receipt_button = QPushButton("Export receipt…")
+        self.receipt_button.setToolTip("One workbook: a Summary sheet, the outcomes and a sheet "
+                                       "per destination")
         self.receipt_button.setEnabled(False)
-        self.receipt_button.clicked.connect(self.export_receipt)
+        self.receipt_button.clicked.connect(lambda _checked=False: self.export_receipt())
+        self._poll = QTimer(self)
+        self._poll.setInterval(POLL_MS)
+        self._poll.timeout.connect(self._show_progress)
 
         top = QHBoxLayout()
-        top.addWidget(QLabel("Destination:"))
-        top.addWidget(self.connection, 1)
+        top.addWidget(self.source_label, 1)
         top.addWidget(QLabel("Phone region:"))
         top.addWidget(self.region)
         top.addWidget(open_button)
-        top.addWidget(self.resume_button)
-        self.plan_button.setDefault(True)
-        run_row = QHBoxLayout()
-        run_row.addWidget(self.progress, 1)
-        run_row.addWidget(self.eta_label)
+        inputs_box = QWidget()
+        inputs_layout = QVBoxLayout(inputs_box)
+        inputs_layout.setContentsMargins(0, 0, 0, 0)
+        inputs_layout.addLayout(top)
+        inputs_layout.addWidget(self.paste, 1)
+        destinations_box = QWidget()
+        dest_layout = QVBoxLayout(destinations_box)
+        dest_layout.setContentsMargins(0, 0, 0, 0)
+        dest_layout.addWidget(QLabel("<b>Destinations</b> — tick where these opt-outs go"))
+        dest_layout.addWidget(self.matrix)
+        dest_layout.addWidget(self.routing_label)
+        dest_layout.addWidget(self.note_label)
+        dest_layout.addStretch(1)
+        split = self.split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(inputs_box)
+        split.addWidget(destinations_box)
+        split.addWidget(self.outcomes)
+        split.setChildrenCollapsible(False)
+        split.setStretchFactor(0, 2)
+        split.setStretchFactor(1, 1)
+        split.setStretchFactor(2, 3)
         buttons = QHBoxLayout()
-        buttons.addWidget(self.retry_button)
+        buttons.addWidget(self.resume_button)
         buttons.addWidget(self.receipt_button)
         buttons.addStretch(1)
         buttons.addWidget(self.cancel_button)
+        buttons.addWidget(self.check_button)
         buttons.addWidget(self.plan_button)
         layout = QVBoxLayout(self)
         layout.addWidget(QLabel("<h2>Submit</h2>"))
-        intro = QLabel("Send opt-outs to a platform. You see the exact plan before anything is "
-                       "sent; every batch is journaled, so an interrupted run resumes safely.")
+        intro = QLabel("Send opt-outs to every platform that must stop contacting these people. "
+                       "You see each destination's exact plan before anything is sent; every "
+                       "request is journaled, so an interrupted run resumes safely.")
         intro.setWordWrap(True)
         layout.addWidget(intro)
-        layout.addLayout(top)
-        layout.addWidget(self.source_label)
-        layout.addWidget(self.paste, 1)
-        layout.addLayout(run_row)
+        layout.addWidget(split, 1)
+        layout.addWidget(self.sending)
         layout.addWidget(self.outcome_label)
         layout.addLayout(buttons)
+        self._update_buttons()
         self.refresh_connections()
         if hasattr(window, "connectionsChanged"):
             window.connectionsChanged.connect(self.refresh_connections)
 
-    # --- inputs ----------------------------------------------------------------------------
+    # --- destinations ----------------------------------------------------------------------
 
+    @Slot()
     def refresh_connections(self) -> None:
-        from optout_desk.connectors.base import Capability
-        from optout_desk.workflows.connections import connections_that
+        def work(_p: ProgressCallback, _c: CancelToken) -> list[tuple[str, str, bool]]:
+            from optout_desk.connectors.base import Capability
+            from optout_desk.connectors.registry import system_info
+            from optout_desk.workflows.connections import connections_that
 
-        names = [p.name for p in connections_that(Capability.SUBMIT)]
-        current = self.connection.currentText() or self.window_.last_connection()
-        self.connection.clear()
-        self.connection.addItems(names)
-        if current in names:
-            self.connection.setCurrentText(current)
+            return [(p.name, (info := system_info(p.system)).label,
+                     info.can(Capability.LOOKUP)) for p in connections_that(Capability.SUBMIT)]
+
+        run_task(self, work, on_success=self._connections_listed, name="list destinations")
+
+    def _connections_listed(self, listed: list[tuple[str, str, bool]]) -> None:
+        names = [name for name, _, _ in listed]
+        self.check_button.setVisible(any(lookup for _, _, lookup in listed))
+        previous = set(self.matrix.ticked())
+        self._labels = {name: label for name, label, _ in listed}
+        self._offered = names
+        if not previous:
+            default = self.compared_with or self.window_.last_connection()
+            previous = {default} if default in names else set(names[:1])
+        self.matrix.set_connections(names, self._labels, previous & set(names))
+        self.replan()
 
     def on_shown(self) -> None:
         self.refresh_connections()
 
-    def load_inputs(self, inputs: list[PlanInput], origin: str) -> None:
+    @Slot()
+    def _ticks_changed(self) -> None:
+        self._show_notes()
+        self._update_buttons()
+
+    def _show_notes(self) -> None:
+        ticked = self.matrix.ticked()
+        preview = self.matrix_preview
+        routes: dict[str, list[str]] = {}
+        if preview is not None:
+            for d in preview.destinations:
+                if d.connection in ticked:
+                    for kind, where in d.routes.items():
+                        routes.setdefault(kind, []).append(f"{d.connection} ({where})")
+        self.routing_label.setText(" · ".join(
+            f"{submission.kind_label(kind).capitalize()} → {', '.join(where)}"
+            for kind, where in sorted(routes.items())))
+        note = ""
+        if self.compared_with:
+            others = [name for name in ticked if name != self.compared_with]
+            if others:
+                note = (f"The identifiers were reconciled against {self.compared_with}; "
+                        f"{', '.join(others)} {'was' if len(others) == 1 else 'were'} not "
+                        "compared with: what each is known to hold is left out, nothing more.")
+            elif self.compared_with not in ticked:
+                note = f"The identifiers were reconciled against {self.compared_with}."
+        self.note_label.setText(note)
+        self.note_label.setVisible(bool(note))
+
+    # --- inputs ----------------------------------------------------------------------------
+
+    def load_inputs(self, inputs: list[PlanInput], origin: str,
+                    compared_with: str | None = None) -> None:
         """From MainWindow.send_to_submit (the Reconcile page's "To submit" bucket…) or a
-        file. The text box is emptied (pasted text would replace these) and shows a sample."""
+        file. The text box is emptied (pasted text would replace these) and shows a sample.
+        `compared_with` is the connection the identifiers were reconciled against: it is
+        ticked, and the page says so when another destination is ticked too."""
         self.inputs = list(inputs)
         self.origin = origin
+        self.compared_with = compared_with
+        self.paste.blockSignals(True)
         self.paste.clear()
+        self.paste.blockSignals(False)
         self.source_label.setText(
-            f"{len(self.inputs):,} identifiers from {origin}. Press Preview to see the plan; "
-            "nothing is sent before you confirm it."
-        )
+            f"{describe_inputs(self.inputs)} from {origin}. Tick the destinations and press "
+            "Preview; nothing is sent before you confirm it.")
         sample = [entry.identifier.original for entry in self.inputs[:SAMPLE_SHOWN]]
         more = len(self.inputs) - len(sample)
         self.paste.setPlaceholderText(
             "\n".join(sample) + (f"\n… and {more:,} more" if more > 0 else "")
             + "\n\n(Paste text here instead to submit something else.)"
         )
+        if compared_with and compared_with in self._offered:
+            self.matrix.set_ticked(compared_with, True)
+        self.replan()
 
+    @Slot()
     def choose_file(self) -> None:
         name, _ = QFileDialog.getOpenFileName(
             self, "Identifiers to submit", "",
@@ -188,141 +323,353 @@ class SubmitPage(QWidget):
     def _region(self) -> str:
         return (self.region.text().strip() or "US").upper()
 
+    @Slot()
+    def _paste_changed(self) -> None:
+        if self.paste.toPlainText().strip():
+            self._replan_timer.start()
+
     def current_inputs(self) -> list[PlanInput]:
         text = self.paste.toPlainText()
         if text.strip():
             self.origin = "pasted text"
+            self.compared_with = None
             return inputs_from_lines(text.splitlines(), region=self._region())
         return self.inputs
 
-    # --- plan and preview ------------------------------------------------------------------
+    # --- planning --------------------------------------------------------------------------
 
+    @Slot()
+    def replan(self) -> None:
+        """Plan every offered destination in the background, for the matrix."""
+        inputs, names = self.current_inputs(), list(self._offered)
+        if self.plan_task is not None:
+            self.plan_task.cancel()
+            self.plan_task = None
+        if not inputs or not names:
+            self.matrix_preview = None
+            self.matrix.set_connections(names, self._labels, set(self.matrix.ticked()))
+            self._show_notes()
+            self._update_buttons()
+            return
+        compared = self.compared_with
+
+        def work(_p: ProgressCallback, _c: CancelToken) -> submission.SubmissionPreview:
+            return submission.prepare_submission(names, inputs, origin=self.origin,
+                                                 compared_with=compared)
+
+        self.plan_task = run_task(self, work, on_success=self._planned,
+                                  on_failure=self._failed, name="plan destinations")
+        self._update_buttons()
+
+    def _planned(self, preview: submission.SubmissionPreview) -> None:
+        self.plan_task = None
+        self.matrix_preview = preview
+        self.matrix.show_preview(preview)
+        self._show_notes()
+        self._update_buttons()
+        if self._preview_when_planned:
+            self._preview_when_planned = False
+            self.make_plan()
+
+    def chosen_preview(self) -> submission.SubmissionPreview | None:
+        """The matrix's preview narrowed to the ticked destinations."""
+        preview = self.matrix_preview
+        if preview is None:
+            return None
+        ticked = set(self.matrix.ticked())
+        return submission.SubmissionPreview(
+            [d for d in preview.destinations if d.connection in ticked], preview.input_count,
+            preview.source_file, preview.source_sha256, preview.origin, preview.compared_with)
+
+    @Slot()
+    def check_identifiers(self) -> None:
+        """Look the identifiers up on the ticked destinations that answer look-ups, then plan
+        again (what they hold is then left out)."""
+        from optout_desk.connectors.base import Capability
+        from optout_desk.connectors.registry import system_info
+
+        preview = self.chosen_preview()
+        if preview is None:
+            return
+        asking = [d for d in preview.destinations
+                  if system_info(d.plan.destination.system).can(Capability.LOOKUP)]
+        if not asking:
+            self.window_.notify("None of the ticked destinations answers look-ups.", "info")
+            return
+        wanted = [(i.identifier.kind, i.identifier.key) for i in self.current_inputs()
+                  if i.identifier.key is not None]
+
+        def work(progress: ProgressCallback, cancel: CancelToken) -> list[str]:
+            from optout_desk.workflows.destinations import look_up
+
+            lines = []
+            for d in asking:
+                kinds = system_info(d.plan.destination.system).routes.kinds
+                outcome = look_up(d.connection, [w for w in wanted if w[0] in kinds],
+                                  progress=progress, cancel=cancel)
+                held = sum(a.opted_out for a in outcome.answers.values())
+                lines.append(f"{d.connection}: {held:,} of {len(outcome.answers):,} already "
+                             "opted out")
+            return lines
+
+        self.task = run_task(self, work, on_success=self._checked, on_failure=self._failed,
+                             name="look up")
+        self._update_buttons()
+
+    def _checked(self, lines: list[str]) -> None:
+        self.task = None
+        self.window_.notify("Checked: " + "; ".join(lines) + ".", "info")
+        self.replan()
+
+    @Slot()
     def make_plan(self) -> None:
-        connection = self.connection.currentText()
-        if not connection:
+        if not self._offered:
             self.window_.notify("Add a connection first: it is where the opt-outs go.",
                                 "warning")
             return
-        inputs = self.current_inputs()
-        if not inputs:
+        if not self.current_inputs():
             self.window_.notify("Nothing to submit: paste identifiers or open a file.", "warning")
             return
-        self.plan_button.setEnabled(False)
-        self.task = run_task(
-            self, lambda _p, _c: submit.prepare_plan(connection, inputs),
-            on_success=self.show_preview, on_failure=self._failed, name="plan")
+        if not self.matrix.ticked():
+            self.window_.notify("Tick at least one destination.", "warning")
+            return
+        if self.matrix_preview is None or self._replan_timer.isActive() or self.plan_task:
+            # The matrix is not current yet: plan, then come back here.
+            self._replan_timer.stop()
+            self._preview_when_planned = True
+            self.replan()
+            return
+        preview = self.chosen_preview()
+        assert preview is not None
 
-    def show_preview(self, plan: Plan) -> None:
-        self.plan_button.setEnabled(True)
-        self.plan = plan
-        self.preview = PreviewDialog(plan, self)
-        self.preview.accepted.connect(self.confirmed)
+        def work(_p: ProgressCallback, _c: CancelToken) -> list[tuple[Any, int]]:
+            found = []
+            for d in preview.destinations:
+                found += submit.overlapping_unfinished(d.plan)
+            return found
+
+        self.task = run_task(self, work, on_success=lambda overlaps: self._show_preview(
+            preview, overlaps), on_failure=self._failed, name="check unfinished plans")
+
+    def _show_preview(self, preview: submission.SubmissionPreview,
+                      overlaps: list[tuple[Any, int]]) -> None:
+        self.task = None
+        if overlaps:
+            old, count = overlaps[0]
+            choice = self.ask_overlap(self, old, count)
+            if choice == "resume":
+                self.start_sending({old.connection: old.id}, old.submission_id)
+            elif choice == "discard":
+                submit.discard_plan(old.id)
+                self.window_.notify(f"Plan {old.id} discarded; planning again.", "info")
+                self.replan()
+            return
+        self.preview = SubmissionPreviewDialog(preview, self)
+        self.preview.accepted.connect(lambda: self.confirmed(preview))
         self.preview.open()
 
-    def confirmed(self) -> None:
-        plan = self.plan
-        assert plan is not None
-        self.window_.set_last_connection(plan.destination.connection)
-        source = self.origin or None
+    @classmethod
+    def ask_overlap(cls, parent: QWidget, old: Any, count: int) -> str:
+        """"resume", "discard" or "" (cancel): a new plan would race an unfinished one."""
+        box = QMessageBox(parent)
+        box.setIcon(QMessageBox.Icon.Warning)
+        box.setWindowTitle("An unfinished submission holds some of these")
+        box.setText(f"{count:,} of these identifiers are also in unfinished plan {old.id} to "
+                    f"{old.destination_label} ({old.acknowledged:,} of {old.batch_count:,} "
+                    "requests acknowledged). Sending both would send them twice.")
+        box.setInformativeText("Resume that plan first, or discard it and plan again.")
+        resume = box.addButton("Resume it", QMessageBox.ButtonRole.AcceptRole)
+        discard = box.addButton("Discard it", QMessageBox.ButtonRole.DestructiveRole)
+        cancel = box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(cancel)
+        box.exec()
+        clicked = box.clickedButton()
+        return "resume" if clicked is resume else ("discard" if clicked is discard else "")
+
+    def confirmed(self, preview: submission.SubmissionPreview) -> None:
+        sending = [d for d in preview.destinations if d.plan.batches]
+        if sending:
+            self.window_.set_last_connection(sending[0].connection)
         self.task = run_task(
-            self, lambda _p, _c: submit.save_plan(plan, source_file=source),
-            on_success=self.start_sending, on_failure=self._failed, name="journal plan")
+            self, lambda _p, _c: submission.save_submission(preview),
+            on_success=lambda saved: self.start_sending(saved.plan_ids, saved.id),
+            on_failure=self._failed, name="journal plans")
 
     # --- sending ---------------------------------------------------------------------------
 
-    def start_sending(self, plan_id: int) -> None:
-        self.plan_id = plan_id
-        summary = submit.plan_summary(plan_id)
-        self.progress.setRange(0, summary.batch_count)
-        self.progress.setValue(summary.acknowledged)
-        self.progress.setVisible(True)
-        self.cancel_button.setEnabled(True)
-        self.plan_button.setEnabled(False)
-        self.retry_button.setEnabled(False)
-        self.outcome_label.setText(f"Sending plan {plan_id} to {summary.destination_label}…")
-        self._started = time.monotonic()
-        self._first_done: int | None = None
+    def start_sending(self, plan_ids: dict[str, int], submission_id: int | None) -> None:
+        self.outcome = None
+        self._cancel_each = {name: CancelToken() for name in plan_ids}
+        with self._reports_lock:
+            self._reports = {}
+        self.sending.start({name: f"(plan {plan_id})" for name, plan_id in plan_ids.items()})
+        self.outcome_label.setText(
+            f"Sending to {', '.join(plan_ids)}…" if plan_ids else "")
+        self.outcomes.hide()
 
-        def work(progress: ProgressCallback, cancel: CancelToken) -> submit.SubmitOutcome:
-            return submit.execute_plan(plan_id, progress=progress, cancel=cancel)
+        def record(name: str, report: Progress) -> None:  # any worker thread
+            with self._reports_lock:
+                self._reports[name] = report
+
+        def work(_p: ProgressCallback, cancel: CancelToken) -> submission.SubmissionOutcome:
+            return submission.execute_submission(
+                plan_ids, submission_id=submission_id, progress=record, cancel=cancel,
+                cancel_each=self._cancel_each)
 
         self.task = run_task(self, work, on_success=self.finished, on_failure=self._failed,
-                             on_progress=self.advanced, name="submit")
+                             name="submit")
+        self._poll.start()
+        self._update_buttons()
 
-    def advanced(self, report: Progress) -> None:
-        if report.total:
-            self.progress.setRange(0, report.total)
-        self.progress.setValue(report.done)
-        if self._first_done is None:
-            self._first_done, self._started = report.done, time.monotonic()
-            return
-        sent = report.done - self._first_done
-        if sent > 0 and report.total:
-            per_batch = (time.monotonic() - self._started) / sent
-            self.eta_label.setText(f"about {per_batch * (report.total - report.done):.0f} s left")
+    @Slot()
+    def _show_progress(self) -> None:
+        with self._reports_lock:
+            reports, self._reports = self._reports, {}
+        for name, report in reports.items():
+            self.sending.advance(name, report)
 
+    @Slot(str)
+    def cancel_destination(self, name: str) -> None:
+        token = self._cancel_each.get(name)
+        if token is not None:
+            token.cancel()
+            self.sending.cancelling(name)
+
+    @Slot()
     def cancel(self) -> None:
         if self.task is not None:
             self.task.cancel()
+            for name in self._cancel_each:
+                self.sending.cancelling(name)
             self.cancel_button.setEnabled(False)
-            self.outcome_label.setText("Stopping after the batch in flight…")
 
-    def finished(self, outcome: submit.SubmitOutcome) -> None:
+    def finished(self, outcome: submission.SubmissionOutcome) -> None:
+        self._poll.stop()
+        self._show_progress()
         self.outcome = outcome
         self.task = None
-        self.cancel_button.setEnabled(False)
-        self.plan_button.setEnabled(True)
-        self.eta_label.setText("")
-        lines = outcome.summary_lines()
-        if outcome.unconfirmed:
-            shown = outcome.unconfirmed[:MAX_UNCONFIRMED_SHOWN]
-            more = len(outcome.unconfirmed) - len(shown)
-            lines.append("Not yet visible: " + ", ".join(shown)
-                         + (f" and {more:,} more (see the receipt)" if more else ""))
-        self.outcome_label.setText("\n".join(lines))
-        self.retry_button.setEnabled(outcome.failed > 0)
-        self.receipt_button.setEnabled(True)
-        level = "error" if outcome.error else ("warning" if outcome.resumable else "info")
-        self.window_.notify(lines[0], level)
+        lines = []
+        for run in outcome.runs:
+            status, text = describe_outcome(run)
+            self.sending.finish(run.connection, status, text,
+                                run.outcome.failed if run.outcome else 0)
+            lines.append(f"{run.connection}: {status}")
+        done = sum(run.finished for run in outcome.runs)
+        headline = (f"{done} of {len(outcome.runs)} destination"
+                    f"{'s' if len(outcome.runs) != 1 else ''} finished: " + "; ".join(lines)
+                    + ".")
+        if outcome.receipt_path:
+            headline += f" Receipt: {outcome.receipt_path}"
+        self.outcome_label.setText(headline)
+        level = "info" if outcome.all_finished else "warning"
+        self.window_.notify(headline, level)
+        self._load_matrix(outcome)
+        self._update_buttons()
+        changed = getattr(self.window_, "plansChanged", None)
+        if changed is not None:
+            changed.emit()
+
+    def _load_matrix(self, outcome: submission.SubmissionOutcome) -> None:
+        if outcome.submission_id is None:
+            return
+        submission_id = outcome.submission_id
+        run_task(self, lambda _p, _c: submission.status_matrix(submission_id),
+                 on_success=self._matrix_loaded, name="outcomes")
+
+    def _matrix_loaded(self, result: tuple[list[str], list[list[str]]]) -> None:
+        names, rows = result
+        columns = ("Identifier", "Kind", *names)
+        model = ColumnarTableModel(columns, search_columns=columns)
+        model.set_columns({name: [row[i] for row in rows] for i, name in enumerate(columns)})
+        table = DataTable(model, noun=("identifier", "identifiers"),
+                          search_placeholder="Search identifiers or statuses",
+                          export_name="submission-outcomes")
+        table.resize_columns_to_sample()
+        old = self.outcomes
+        self.split.replaceWidget(self.split.indexOf(old), table)
+        old.deleteLater()
+        table.show()
+        self.outcomes, self.outcomes_model = table, model
 
     def _failed(self, exc: BaseException) -> None:
+        self._poll.stop()
         self.task = None
-        self.cancel_button.setEnabled(False)
-        self.plan_button.setEnabled(True)
-        self.window_.show_error(exc, "The submission could not go on")
+        self.plan_task = None
+        self._update_buttons()
+        if isinstance(exc, DeskError):
+            self.window_.notify(exc.message, "warning")
+        else:
+            self.window_.show_error(exc, "The submission could not go on")
+
+    def _update_buttons(self) -> None:
+        sending = self.task is not None
+        self.plan_button.setEnabled(not sending)
+        self.check_button.setEnabled(not sending and bool(self.matrix.ticked()))
+        self.cancel_button.setEnabled(sending and bool(self._cancel_each))
+        self.receipt_button.setEnabled(not sending and self.outcome is not None)
 
     # --- after a run -----------------------------------------------------------------------
 
-    def retry_failed(self) -> None:
+    @Slot(str)
+    def retry_failed(self, name: str) -> None:
         if self.outcome is None:
             return
-        old = self.outcome.plan_id
-        try:
-            plan = submit.retry_failed_plan(old)
-        except Exception as exc:
-            self.window_.show_error(exc)
+        run = next((r for r in self.outcome.runs if r.connection == name), None)
+        if run is None:
             return
-        submit.discard_plan(old)
-        self.origin = f"failed batches of plan {old}"
-        self.show_preview(plan)
+
+        def work(_p: ProgressCallback, _c: CancelToken) -> tuple[Plan, int | None]:
+            return submission.retry_failed(run.plan_id)
+
+        def show(result: tuple[Plan, int | None]) -> None:
+            self.task = None
+            plan, submission_id = result
+            dialog = PreviewDialog(plan, self)
+            self.preview = dialog
+
+            def accepted() -> None:
+                self.task = run_task(
+                    self, lambda _p, _c: submission.save_retry(plan, run.plan_id,
+                                                               submission_id),
+                    on_success=lambda new_id: self.start_sending({name: new_id},
+                                                                 submission_id),
+                    on_failure=self._failed, name="journal retry")
+
+            dialog.accepted.connect(accepted)
+            dialog.open()
+
+        self.task = run_task(self, work, on_success=show, on_failure=self._failed,
+                             name="plan retry")
 
     def export_receipt(self, path: Path | None = None) -> None:
-        if self.outcome is None:
+        outcome = self.outcome
+        if outcome is None:
             return
         if path is None:
+            suggested = (f"submission-{outcome.submission_id}-receipt.xlsx"
+                         if outcome.submission_id else "submit-receipt.xlsx")
             name, _ = QFileDialog.getSaveFileName(
-                self, "Export receipt", f"submit-receipt-plan{self.outcome.plan_id}.xlsx",
-                "Excel (*.xlsx);;CSV (*.csv)")
+                self, "Export receipt", suggested, "Excel (*.xlsx);;CSV (*.csv)")
             if not name:
                 return
             path = Path(name)
-        plan_id = self.outcome.plan_id
         target = path
+
+        def work(_p: ProgressCallback, _c: CancelToken) -> Path:
+            if outcome.submission_id is not None:
+                return submission.write_submission_receipt(outcome.submission_id, target)
+            for run in outcome.runs:  # an older plan resumed on its own
+                submit.write_receipt(run.plan_id, target)
+            return target
+
         self.task = run_task(
-            self, lambda _p, _c: submit.write_receipt(plan_id, target),
-            on_success=lambda rows: self.window_.notify(
-                f"Wrote the receipt ({rows:,} rows) to {target}", "info"),
+            self, work, on_success=lambda written: self._receipt_written(written),
             on_failure=self._failed, name="receipt")
+
+    def _receipt_written(self, path: Path) -> None:
+        self.task = None
+        self.window_.notify(f"Wrote the receipt to {path}", "info")
+        self._update_buttons()
 
     # --- unfinished plans ------------------------------------------------------------------
 
@@ -336,24 +683,33 @@ class SubmitPage(QWidget):
             return False
         dialog = ResumeDialog(plans, self)
         self.resume_dialog = dialog
+        by_id = {plan.id: plan for plan in plans}
 
         def chosen() -> None:
             if dialog.plan_id is None:
                 return
+            summary = by_id[dialog.plan_id]
             if dialog.choice == RESUME:
-                self.start_sending(dialog.plan_id)
+                self.start_sending({summary.connection: summary.id}, summary.submission_id)
             elif dialog.choice == REVIEW:
-                plan = submit.load_plan(dialog.plan_id)
-                self.plan = plan
+                try:
+                    plan = submit.load_plan(summary.id)
+                except DeskError as exc:
+                    self.window_.notify(exc.message, "warning")
+                    return
                 review = PreviewDialog(plan, self)
                 review.confirm_button.setText(f"Resume: {review.confirm_button.text()}")
-                plan_id = dialog.plan_id
-                review.accepted.connect(lambda: self.start_sending(plan_id))
+                review.accepted.connect(lambda: self.start_sending(
+                    {summary.connection: summary.id}, summary.submission_id))
                 self.preview = review
                 review.open()
             elif dialog.choice == DISCARD:
-                submit.discard_plan(dialog.plan_id)
-                self.window_.notify(f"Plan {dialog.plan_id} discarded; its unsent batches "
+                try:
+                    submit.discard_plan(summary.id)
+                except DeskError as exc:
+                    self.window_.notify(exc.message, "warning")
+                    return
+                self.window_.notify(f"Plan {summary.id} discarded; its unsent batches "
                                     "will not be sent.", "info")
 
         dialog.accepted.connect(chosen)
@@ -363,3 +719,4 @@ class SubmitPage(QWidget):
     def shutdown(self) -> None:
         if self.task is not None:
             self.task.cancel()
+        self._poll.stop()
