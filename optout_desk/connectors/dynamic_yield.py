@@ -70,6 +70,9 @@ CHECK_ID = "optout-desk-connection-check"
 
 _CHANNEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _IDENTIFIER_TYPE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")
+# Shorter values are not scrubbed from platform text: no email, phone or real token is that
+# short, and replacing every "t" would garble the message.
+_SCRUB_MIN = 5
 
 
 @dataclass(frozen=True)
@@ -298,7 +301,7 @@ class DynamicYieldClient:
                 text = error
         text = text.replace(self._key, "***")
         for value in values:
-            if value.strip():
+            if len(value.strip()) >= _SCRUB_MIN:
                 text = re.sub(re.escape(value.strip()), "[value]", text, flags=re.IGNORECASE)
         text = " ".join(text.split())[:300]
         return f" ({text})" if text else ""

@@ -81,6 +81,9 @@ _TOKEN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _UUID = re.compile(r"[A-Za-z0-9-]{1,64}")
 _SOURCE = re.compile(r"[^\x00-\x1f]{1,100}")
 _SHOWN_ERRORS = 5
+# Shorter values are not scrubbed from platform text: no email or phone is that short, and
+# replacing every "a" would garble the message.
+_SCRUB_MIN = 5
 
 
 @dataclass(frozen=True)
@@ -126,7 +129,8 @@ class MyKaarmaSettings:
         chosen: dict[str, Any] = {}
         for field_name in (f.name for f in fields(cls) if f.name != "base_url"):
             value = values.get(field_name)
-            if value is None or (field_name == "customer_uuid" and value == ""):
+            if value is None or (field_name in ("customer_uuid", "department_uuid")
+                                 and value == ""):
                 continue
             if field_name in limits:
                 kind, low, high = limits[field_name]
@@ -543,7 +547,7 @@ class MyKaarmaClient:
             text = text.replace(secret, "***")
         for value in values:
             value = value.strip()
-            if value:
+            if len(value) >= _SCRUB_MIN:
                 text = re.sub(re.escape(value), "[value]", text, flags=re.IGNORECASE)
         return " ".join(text.split())[:300]
 

@@ -16,7 +16,8 @@ Decisions where the vendor's behaviour is UNKNOWN (switches, so tests can take e
   data centre's) is `unknown_key_status` (401; 403 to test the other reading); a client-side key
   is 403. Error bodies are `{"error": <reason>, "message": <text>}`, the simulator's own shape.
 - Channels: `email` and `web-push` (`add_channel` for more); any other is 400 naming it.
-  Identifier types: `email` (an address) and `pushID` (a token), on any channel.
+  Identifier types: `email` (an address) and `pushID` (a token), on any channel. A bad email
+  is echoed in the error message, as a careless platform would: a client must scrub it.
 - Success is 200 with an empty body (`success_body` "empty"); "no-content" answers 204 and
   "json" 200 `{"status": "ok"}`.
 - `associatedDevice` is optional unless `require_associated_device`.
@@ -206,7 +207,8 @@ class DynamicYieldState(ServiceBase):
         if not isinstance(value, str) or not value.strip():
             return _error(400, "bad_request", "identifier.value must be a non-empty string.")
         if kind == "email" and not _EMAIL.match(value.strip()):
-            return _error(400, "bad_request", "identifier.value is not a valid email address.")
+            return _error(400, "bad_request", f"identifier.value '{value}' is not a valid "
+                          "email address.")
         device = payload.get("associatedDevice")
         if device is not None and not isinstance(device, dict):
             return _error(400, "bad_request", "associatedDevice must be an object.")
