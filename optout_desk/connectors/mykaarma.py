@@ -38,7 +38,7 @@ import re
 from collections.abc import Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 import httpx
@@ -191,8 +191,9 @@ class UpdateResult:
     http_status: int
 
 
-@dataclass(frozen=True, slots=True)
-class OptOutStatus:
+class OptOutStatus(NamedTuple):
+    """One value's status. A NamedTuple: a look-up makes one per value, 100k at a time."""
+
     kind: str
     value: str  # as asked
     state: str | None  # myKaarma's optOutState, verbatim
@@ -244,6 +245,8 @@ class MyKaarmaClient:
         self._kinds = {settings.email_type.upper(): "email", settings.phone_type.upper(): "phone"}
         self._out_states = frozenset(s.upper() for s in settings.opted_out_states)
         self._in_states = frozenset(s.upper() for s in settings.opted_in_states)
+        # optOutState text -> its meaning: a look-up reads the same few strings 100k times
+        self._meanings: dict[str | None, bool | None] = {}
 
     def __repr__(self) -> str:
         return f"MyKaarmaClient({self._session.base_url}, department {self._department})"
@@ -439,6 +442,10 @@ class MyKaarmaClient:
         if not isinstance(answers, list):
             raise MalformedResponseError(
                 f"myKaarma ({self.host}) answered a look-up without an optOutStatusList.")
+        if len(answers) == len(entries):
+            in_order = self._match_in_order(entries, answers)
+            if in_order is not None:
+                return in_order
         by_key: dict[tuple[str, str], dict[str, Any]] = {}
         unnamed: list[dict[str, Any]] = []
         for item in answers:
@@ -470,25 +477,59 @@ class MyKaarmaClient:
                                          else None))
         return statuses
 
+    def _match_in_order(self, entries: Sequence[Communication],
+                        answers: list[Any]) -> list[OptOutStatus] | None:
+        """The usual answer, one item per value in the order asked, read in one pass; None
+        when any item does not echo the value asked in its place (then _match pairs them)."""
+        kinds, status_of = self._kinds, self._status
+        statuses: list[OptOutStatus] = []
+        append = statuses.append
+        try:
+            for entry, item in zip(entries, answers, strict=True):
+                communication = item["communication"]
+                echoed = communication["communicationValue"]
+                asked = entry.value.strip()
+                if (echoed != asked and echoed.lower() != asked.lower()) or kinds.get(
+                        communication["communicationType"].upper()) != entry.kind:
+                    return None
+                status = item["optOutStatus"]
+                if status.__class__ is not dict:
+                    return None
+                append(status_of(entry.kind, entry.value, status, communication))
+        except (KeyError, TypeError, AttributeError):
+            return None
+        return statuses
+
+    def _meaning(self, state: str | None) -> bool | None:
+        """What an optOutState says under the settings: True, False, or None (not named)."""
+        if state is None:
+            return None
+        upper = state.upper()
+        if upper in self._out_states:
+            return True
+        return False if upper in self._in_states else None
+
     def _status(self, kind: str, value: str, status: dict[str, Any],
                 communication: dict[str, Any] | None) -> OptOutStatus:
         state = status.get("optOutState")
         state_text = state if isinstance(state, str) else None
-        ok = status.get("okToCommunicate")
-        if not isinstance(ok, bool) and communication is not None:
-            ok = communication.get("okToCommunicate")
-        opted_out: bool | None = None
-        if state_text is not None and state_text.upper() in self._out_states:
-            opted_out = True
-        elif state_text is not None and state_text.upper() in self._in_states:
-            opted_out = False
-        elif isinstance(ok, bool):
-            opted_out = not ok
+        meanings = self._meanings
+        if state_text in meanings:
+            opted_out = meanings[state_text]
+        else:
+            opted_out = meanings.setdefault(state_text, self._meaning(state_text))
+        if opted_out is None:
+            ok = status.get("okToCommunicate")
+            if not isinstance(ok, bool) and communication is not None:
+                ok = communication.get("okToCommunicate")
+            if isinstance(ok, bool):
+                opted_out = not ok
         can_optin = status.get("canSendOptinRequest")
         changed = status.get("timeOfChange")
         return OptOutStatus(kind, value, state_text, opted_out,
-                            can_optin if isinstance(can_optin, bool) else None,
-                            None if changed is None else str(changed))
+                            can_optin if can_optin.__class__ is bool else None,
+                            changed if changed is None or changed.__class__ is str
+                            else str(changed))
 
     def _interpret(self, response: httpx.Response, operation: str, what: str,
                    values: Sequence[str]) -> dict[str, Any]:
@@ -496,6 +537,8 @@ class MyKaarmaClient:
         status = response.status_code
         kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
         body = _json_or_none(response) if "json" in kind else None
+        if 200 <= status < 300 and isinstance(body, dict) and not body.get("errors"):
+            return body  # the usual answer: nothing below applies to it
         detail = self._detail(body, values)
         where = f"myKaarma ({self.host})"
         if status == 429:
@@ -543,6 +586,8 @@ class MyKaarmaClient:
         return body
 
     def _scrub(self, text: str, values: Sequence[str]) -> str:
+        if not text:
+            return text
         for secret in self._secrets:
             text = text.replace(secret, "***")
         for value in values:

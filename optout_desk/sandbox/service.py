@@ -7,11 +7,12 @@ myKaarma and Dynamic Yield simulators build on `ServiceBase`.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from dataclasses import dataclass
 from typing import Protocol
+
+import orjson
 
 from optout_desk.sandbox.checkmarket import Reply, RequestLogEntry
 
@@ -25,7 +26,9 @@ class SimulatedService(Protocol):
 
 
 def dumps(value: object) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    # orjson: compact UTF-8 like json.dumps(ensure_ascii=False, separators=(",", ":")), and
+    # several times faster on a 500-item look-up answer, which benchmarks pay per batch.
+    return orjson.dumps(value)
 
 
 def json_reply(status: int, value: object, headers: dict[str, str] | None = None) -> Reply:
