@@ -365,3 +365,31 @@ def test_a_look_up_answer_missing_a_value_fails_the_batch() -> None:
         with pytest.raises(MalformedResponseError, match="answered 1 status"):
             client.lookup([email("a@x.com"), email("b@x.com")])
         assert client.lookup([email("A@X.com")])[0].opted_out is True
+
+
+def test_look_up_answers_in_another_order_are_paired_by_value() -> None:
+    """A platform answering in its own order (the simulator keeps the order asked)."""
+    def answer(request: httpx.Request) -> httpx.Response:
+        def item(kind: str, value: str, state: str) -> dict[str, Any]:
+            return {"communication": {"communicationType": kind, "communicationValue": value},
+                    "optOutStatus": {"optOutState": state, "timeOfChange": 1700000000000}}
+        return httpx.Response(200, json={"optOutStatusList": [
+            item("TEXT", "+15550100000", "OPTED_IN"), item("email", "B@X.COM", "OPTED_OUT")],
+            "errors": [], "warnings": []})
+
+    settings = MyKaarmaSettings.from_mapping("http://127.0.0.1:9/communications/",
+                                             {"department_uuid": "d-1"})
+    with MyKaarmaClient(settings, "u", "p", transport=httpx.MockTransport(answer)) as client:
+        statuses = client.lookup([email("b@x.com"), phone("+1 555 010 0000")])
+    assert [(s.value, s.opted_out, s.time_of_change) for s in statuses] == [
+        ("b@x.com", True, "1700000000000"), ("+1 555 010 0000", False, "1700000000000")]
+
+
+def test_a_bad_value_in_a_look_up_fails_the_batch_with_its_code(
+    mykaarma_sandbox: MyKaarmaSandbox, client_for: ClientFor,
+) -> None:
+    with pytest.raises(MyKaarmaRequestError) as caught:
+        client_for(mykaarma_sandbox).lookup([email("fine@example.com"), phone("32470123456")])
+    assert caught.value.codes == ("INVALID_COMMUNICATION_VALUE",)
+    assert "look-up of 2 value(s)" in caught.value.message
+    assert "32470123456" not in caught.value.message
