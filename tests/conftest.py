@@ -34,6 +34,7 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
 # Fixtures owned by each area live in their own plugin modules.
 pytest_plugins = [
     "tests.fixtures.sandbox",
+    "tests.fixtures.simulators",
     "tests.fixtures.keyring",
     "tests.fixtures.gui",
     "tests.fixtures.spreadsheets",

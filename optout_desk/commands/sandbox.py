@@ -1,4 +1,5 @@
-"""`optout-desk sandbox`: run the CheckMarket simulator in the foreground until Ctrl-C."""
+"""`optout-desk sandbox`: run the CheckMarket, myKaarma and Dynamic Yield simulators in the
+foreground until Ctrl-C, printing each base URL and its demo credentials."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 from optout_desk.core.errors import BadInputError
 from optout_desk.sandbox.server import Sandbox, SandboxConfig
+from optout_desk.sandbox.suite import SandboxSuite
 
 
 def register(subparsers: Any) -> None:
@@ -45,8 +47,9 @@ def run(args: argparse.Namespace) -> int:
         max_page_size=args.max_page_size, throttle_per_minute=args.throttle_per_minute,
         master_key=args.master_key, key=args.key,
     ))
+    suite = SandboxSuite(checkmarket=box, seed=args.seed, latency_ms=args.latency_ms)
     try:
-        box.start()
+        suite.start()
     except OSError as exc:
         raise BadInputError(f"Cannot listen on port {args.port}: {exc.strerror}. "
                             "Choose another --port (0 picks a free one).") from None
@@ -66,20 +69,53 @@ def run(args: argparse.Namespace) -> int:
         try:
             written = write_demo_crm(args.crm_export, box.state.optouts())
         except OSError as exc:
-            box.stop()
+            suite.stop()
             raise BadInputError(f"Cannot write {args.crm_export}: {exc.strerror}.") from None
         print(f"CRM export: {written} (try: optout-desk reconcile {written} --against demo "
               "--output result.xlsx)", flush=True)
     print("Add it as a connection with:", flush=True)
     print(f"  optout-desk connection add demo --system checkmarket --base-url {box.base_url}",
           flush=True)
+    _print_other_systems(suite)
     print("Press Ctrl-C to stop.", flush=True)
     try:
         while not stop.wait(0.5):
             pass
     finally:
-        box.stop()
+        suite.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     print("Sandbox stopped.", flush=True)
     return 0
+
+
+def _print_other_systems(suite: SandboxSuite) -> None:
+    """The myKaarma and Dynamic Yield blocks. Every label names its system: callers read the
+    "Label: value" lines into one mapping, where CheckMarket's "Base URL" must stay its own."""
+    mk, dy = suite.mykaarma, suite.dynamic_yield
+    lines = [
+        "",
+        f"myKaarma sandbox listening on {mk.base_url}",
+        f"myKaarma base URL:        {mk.base_url}",
+        f"myKaarma username:        {mk.username}",
+        f"myKaarma password:        {mk.password}",
+        f"myKaarma department UUID: {mk.department_uuid}",
+        f"myKaarma opt-outs:        {len(mk.state.opted_out(mk.department_uuid)):,} values "
+        f"({suite.shared_with_mykaarma:,} people shared with CheckMarket)",
+        f"myKaarma unprovisioned department UUID: {mk.unprovisioned_department_uuid}",
+        "Add it as a connection with:",
+        f"  optout-desk connection add demo-mykaarma --system mykaarma --base-url "
+        f"{mk.base_url} --department-uuid {mk.department_uuid}",
+        "",
+        f"Dynamic Yield sandbox listening on {dy.us_url} and {dy.eu_url}",
+        f"Dynamic Yield US base URL: {dy.us_url}",
+        f"Dynamic Yield US API key:  {dy.us_key}",
+        f"Dynamic Yield EU base URL: {dy.eu_url}",
+        f"Dynamic Yield EU API key:  {dy.eu_key}",
+        "Add it as a connection with:",
+        f"  optout-desk connection add demo-dy-us --system dynamic-yield --base-url {dy.us_url}",
+        f"  optout-desk connection add demo-dy-eu --system dynamic-yield --base-url {dy.eu_url}",
+        "",
+    ]
+    for line in lines:
+        print(line, flush=True)

@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 
 from optout_desk.sandbox.checkmarket import ALL_ROLES, CheckMarketState
+from optout_desk.sandbox.service import SimulatedService
 
 
 @dataclass
@@ -83,7 +84,7 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 64
 
-    def __init__(self, address: tuple[str, int], state: CheckMarketState) -> None:
+    def __init__(self, address: tuple[str, int], state: SimulatedService) -> None:
         self.state = state
         super().__init__(address, _Handler)
 
