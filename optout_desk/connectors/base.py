@@ -19,6 +19,7 @@ sandbox that simulates the platforms).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -63,7 +64,7 @@ class Setting:
 
     name: str
     label: str
-    kind: type  # int, float, str, bool, or list (a comma-separated list of text)
+    kind: type  # int, float, str, bool, or list (of text; given as a list or comma-separated)
     default: Any
     help: str = ""
     low: float | None = None
@@ -71,6 +72,8 @@ class Setting:
     choices: tuple[str, ...] = ()
     required: bool = False  # the connection cannot work without it (e.g. a department UUID)
     advanced: bool = True  # shown under "More settings" in the dialog; False: always shown
+    pattern: re.Pattern[str] | None = None  # what a text (or each list item) must look like
+    what: str = ""  # the pattern in words, for the refusal: "a channel name such as email"
 
     @property
     def flag(self) -> str:
@@ -87,20 +90,17 @@ class Setting:
                 return True
             if text in ("0", "false", "no", "off"):
                 return False
-            raise self._refuse(raw, "give yes or no")
+            raise self._refuse(raw, "give true or false")
         if self.kind is list:
-            items = raw if isinstance(raw, list | tuple) else str(raw).split(",")
-            values = [str(item).strip() for item in items if str(item).strip()]
-            if self.choices and any(value not in self.choices for value in values):
-                raise self._refuse(raw, "choose from " + ", ".join(self.choices))
-            return values
+            if isinstance(raw, str):
+                items: list[Any] = [part for part in raw.split(",") if part.strip()]
+            elif isinstance(raw, list | tuple):
+                items = list(raw)
+            else:
+                raise self._refuse(raw, f"give {self.what or 'names'}, separated by commas")
+            return list(dict.fromkeys(self._text(item) for item in items))
         if self.kind is str:
-            text = str(raw).strip()
-            if self.choices and text not in self.choices:
-                raise self._refuse(raw, "choose one of " + ", ".join(self.choices))
-            if self.required and not text:
-                raise ConfigurationError(f"The setting {self.label} is required.")
-            return text
+            return self._text(raw)
         if isinstance(raw, bool):
             raise self._refuse(raw, self._range())
         try:
@@ -112,20 +112,31 @@ class Setting:
             raise self._refuse(raw, self._range())
         return value
 
+    def _text(self, raw: Any) -> str:
+        text = raw.strip() if isinstance(raw, str) else None
+        if text is None:
+            raise self._refuse(raw, f"give {self.what or 'a text'}")
+        if self.choices and text not in self.choices:
+            raise self._refuse(raw, "give " + " or ".join(self.choices))
+        if text and self.pattern is not None and not self.pattern.fullmatch(text):
+            raise self._refuse(raw, f"give {self.what or 'a plain name'}")
+        return text
+
     def _range(self) -> str:
-        what = "a whole number" if self.kind is int else "a number"
         if self.low is not None and self.high is not None:
-            return f"give {what} from {self.low:g} to {self.high:g}"
-        return f"give {what}"
+            return f"give a number from {self.low:g} to {self.high:g}"
+        return "give a number"
 
     def _refuse(self, raw: Any, hint: str) -> ConfigurationError:
         return ConfigurationError(
             f"The setting {self.name} = {raw!r} is not usable: {hint}.")
 
 
-def validate_settings(specs: Sequence[Setting], values: Mapping[str, Any]) -> dict[str, Any]:
+def validate_settings(specs: Sequence[Setting], values: Mapping[str, Any], *,
+                      require: bool = True) -> dict[str, Any]:
     """Every declared setting's value: the stored one parsed, else its default. Unknown names
-    are ignored (a setting a newer version wrote); a required one left empty is refused."""
+    are ignored (a setting a newer version wrote); a required one left empty is refused
+    (unless `require` is off: the connector then says it in its own words)."""
     chosen: dict[str, Any] = {}
     for spec in specs:
         raw = values.get(spec.name)
@@ -133,7 +144,7 @@ def validate_settings(specs: Sequence[Setting], values: Mapping[str, Any]) -> di
             value = spec.default
         else:
             value = spec.parse(raw)
-        if spec.required and (value is None or value == ""):
+        if require and spec.required and (value is None or value == ""):
             raise ConfigurationError(
                 f"The setting {spec.label} is required: give it with {spec.flag} (or in the "
                 "connection's settings).")
@@ -147,6 +158,7 @@ class CheckResult:
 
     message: str
     total_optouts: int | None = None
+    proven: bool = True  # False: the platform answered, but could not prove the keys yet
 
 
 @dataclass(frozen=True)

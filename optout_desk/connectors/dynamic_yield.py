@@ -33,14 +33,21 @@ import hashlib
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 import orjson
 
-from optout_desk.connectors import setting_values as sv
+from optout_desk.connectors.base import (
+    CheckResult,
+    KindRoute,
+    Routes,
+    SendResult,
+    Setting,
+    validate_settings,
+)
 from optout_desk.connectors.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -52,6 +59,8 @@ from optout_desk.connectors.errors import (
 from optout_desk.connectors.http import HttpPolicy, HttpSession, retry_after_header
 from optout_desk.connectors.pacing import Pacer
 from optout_desk.core.errors import BadInputError
+from optout_desk.core.identifiers import Identifier, IdKind
+from optout_desk.core.plan import Payload, PlanItem
 from optout_desk.core.progress import NEVER_CANCELLED, CancelToken
 
 log = logging.getLogger(__name__)
@@ -75,6 +84,34 @@ _IDENTIFIER_TYPE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")
 _SCRUB_MIN = 5
 
 
+_CHANNEL_WHAT = "a channel name such as email or web-push"
+
+# Declared once: the CLI flags, the Connections dialog and validation all come from these.
+SETTINGS: tuple[Setting, ...] = (
+    Setting("email_channel", "Email channel", str, "email",
+            "the Reconnect channel email opt-outs go to", advanced=False, pattern=_CHANNEL,
+            what=_CHANNEL_WHAT),
+    Setting("push_channel", "Push channel", str, "web-push",
+            "the channel push-token opt-outs belong to", advanced=False, pattern=_CHANNEL,
+            what=_CHANNEL_WHAT),
+    Setting("extra_channels", "Other channels", list, [],
+            "channel names beyond email and web-push (not documented: only what your account "
+            "has)", pattern=_CHANNEL, what=_CHANNEL_WHAT),
+    Setting("send_associated_device", "Send associatedDevice", bool, False,
+            "send an empty associatedDevice with each opt-out"),
+    Setting("concurrency", "Requests at once", int, 4,
+            "one identifier per request, so several are sent at once", 1, 64, advanced=False),
+    Setting("requests_per_second", "Requests per second", float, 0.0,
+            "pacing (0: as fast as Dynamic Yield answers; its limits are not published)",
+            0, 1000),
+    Setting("timeout_s", "Timeout (s)", float, 30.0, "longest wait for one answer", 1, 600),
+    Setting("max_retries", "Retries", int, 5, "retries of a throttled or failed request",
+            0, 20),
+    Setting("max_retry_wait_s", "Longest retry wait (s)", float, 60.0,
+            "a longer Retry-After is reported instead of waited out", 0, 3600),
+)
+
+
 @dataclass(frozen=True)
 class DynamicYieldSettings:
     base_url: str = REGIONS["us"]
@@ -95,40 +132,20 @@ class DynamicYieldSettings:
 
     @classmethod
     def from_mapping(cls, base_url: str, values: Mapping[str, Any]) -> DynamicYieldSettings:
-        """Settings from a connection profile; unknown names are ignored, bad values refused."""
-        limits: dict[str, tuple[type, float, float]] = {
-            "concurrency": (int, 1, 64), "requests_per_second": (float, 0, 1000),
-            "timeout_s": (float, 1, 600), "max_retries": (int, 0, 20),
-            "max_retry_wait_s": (float, 0, 3600),
-        }
-        what = "a channel name such as email or web-push"
-        chosen: dict[str, Any] = {}
-        for name in (f.name for f in fields(cls) if f.name != "base_url"):
-            value = values.get(name)
-            if value is None:
-                continue
-            if name in limits:
-                kind, low, high = limits[name]
-                chosen[name] = sv.number(name, value, kind, low, high)
-            elif name == "send_associated_device":
-                chosen[name] = sv.flag(name, value)
-            elif name == "extra_channels":
-                chosen[name] = sv.names(name, value, _CHANNEL, what)
-            else:
-                chosen[name] = sv.name(name, value, _CHANNEL, what)
-        return cls(base_url=base_url, **chosen)
+        """Settings from a connection profile (the declared SETTINGS); unknown names are
+        ignored, bad values refused."""
+        chosen = validate_settings(SETTINGS, values)
+        typed: dict[str, Any] = {name: tuple(value) if isinstance(value, list) else value
+                                 for name, value in chosen.items()}
+        return cls(base_url=base_url, **typed)
 
 
 @dataclass(frozen=True, slots=True)
-class SendResult:
+class Sent:
+    """One request Dynamic Yield accepted."""
+
     http_status: int
     attempts: int
-
-
-@dataclass(frozen=True, slots=True)
-class CheckOutcome:
-    verified: bool  # False: DY answered, but the key could not be proven without real data
-    message: str
 
 
 class DynamicYieldClient:
@@ -167,35 +184,45 @@ class DynamicYieldClient:
 
     # -- calls ---------------------------------------------------------------------------
 
-    def check(self, cancel: CancelToken = NEVER_CANCELLED) -> CheckOutcome:
+    def check(self, cancel: CancelToken = NEVER_CANCELLED) -> CheckResult:
         """Post an event batch without events: proves the key without sending anyone's data.
         Raises on 401/403 (the key), 429/5xx after retries, and network failures."""
         body = {"user": {"id": CHECK_ID}, "sessionId": CHECK_ID, "events": []}
         try:
             self._send(EVENT_PATH, body, "connection check (an empty event batch)", [], cancel)
         except RejectedRequestError as exc:
-            return CheckOutcome(False, (
-                f"Dynamic Yield ({self.host}) answered HTTP {exc.http_status} to the connection "
-                "check (an empty event batch), so the key could not be proven without sending "
-                "an opt-out; the first submission shows whether it is accepted."))
-        return CheckOutcome(True, f"Dynamic Yield ({self.host}) accepted the API key.")
+            return CheckResult(
+                f"Dynamic Yield ({self.host}) answered HTTP {exc.http_status} to the "
+                "connection check (an empty event batch), so the key could not be proven "
+                "without sending an opt-out; the first submission shows whether it is "
+                "accepted.", proven=False)
+        return CheckResult(f"Dynamic Yield ({self.host}) accepted the API key.")
+
+    def send(self, payload: Payload, cancel: CancelToken = NEVER_CANCELLED) -> SendResult:
+        """One frozen payload of a plan (built by DynamicYieldFormat): an email opt-out on its
+        channel, or a push opt-out event."""
+        if not isinstance(payload.body, dict):
+            raise ConfigurationError(
+                "This payload was not made for Dynamic Yield; plan the submission again.")
+        if payload.route == EVENT_PATH:
+            result = self.send_event(payload.body, cancel)
+            what = "the push opt-out event"
+        elif payload.route.startswith(CHANNEL_ROUTE):
+            channel = payload.route[len(CHANNEL_ROUTE):]
+            result = self.send_opt_out(channel, payload.body, cancel)
+            what = f"the opt-out on channel {channel}"
+        else:
+            raise ConfigurationError(
+                "This payload was not made for Dynamic Yield; plan the submission again.")
+        return SendResult(result.http_status, f"Dynamic Yield accepted {what}.",
+                          result.attempts)
 
     def opt_out_body(self, identifier_type: str, value: str) -> dict[str, Any]:
         """The body of one opt-out request (the same identifier always gives the same body)."""
-        if not isinstance(identifier_type, str) or not _IDENTIFIER_TYPE.fullmatch(
-                identifier_type):
-            raise BadInputError(f"'{identifier_type}' is not an identifier type Dynamic Yield "
-                                "could take (such as email or pushID).")
-        text = value.strip() if isinstance(value, str) else ""
-        if not text:
-            raise BadInputError("An empty value cannot be submitted to Dynamic Yield.")
-        body: dict[str, Any] = {"identifier": {"type": identifier_type, "value": text}}
-        if self.settings.send_associated_device:
-            body["associatedDevice"] = {"dyid": ""}
-        return body
+        return opt_out_body(self.settings, identifier_type, value)
 
     def send_opt_out(self, channel: str, body: Mapping[str, Any],
-                     cancel: CancelToken = NEVER_CANCELLED) -> SendResult:
+                     cancel: CancelToken = NEVER_CANCELLED) -> Sent:
         """Send one opt-out body (from opt_out_body) on a configured channel."""
         if channel not in self.settings.channels:
             raise BadInputError(
@@ -209,39 +236,30 @@ class DynamicYieldClient:
                           [value] if isinstance(value, str) else [], cancel)
 
     def opt_out(self, channel: str, identifier_type: str, value: str,
-                cancel: CancelToken = NEVER_CANCELLED) -> SendResult:
+                cancel: CancelToken = NEVER_CANCELLED) -> Sent:
         return self.send_opt_out(channel, self.opt_out_body(identifier_type, value), cancel)
 
-    def opt_out_email(self, email: str, cancel: CancelToken = NEVER_CANCELLED) -> SendResult:
+    def opt_out_email(self, email: str, cancel: CancelToken = NEVER_CANCELLED) -> Sent:
         return self.opt_out(self.settings.email_channel, IDENTIFIER_EMAIL, email, cancel)
 
     def push_event_body(self, push_id: str) -> dict[str, Any]:
         """The collect/user/event body opting one push token out (stable for a token)."""
-        token = push_id.strip() if isinstance(push_id, str) else ""
-        if not token:
-            raise BadInputError("An empty push token cannot be submitted to Dynamic Yield.")
-        digest = hashlib.sha256(token.encode("utf-8")).hexdigest()[:32]
-        return {
-            "user": {"id": f"optout-desk-{digest}"},
-            "sessionId": f"optout-desk-{digest}",
-            "events": [{"name": EVENT_NAME,
-                        "properties": {"dyType": OPTOUT_EVENT, "pushID": token}}],
-        }
+        return push_event_body(push_id)
 
     def send_event(self, body: Mapping[str, Any],
-                   cancel: CancelToken = NEVER_CANCELLED) -> SendResult:
+                   cancel: CancelToken = NEVER_CANCELLED) -> Sent:
         """Send one collect/user/event body (from push_event_body)."""
         tokens = [str(e.get("properties", {}).get("pushID", "")) for e in body.get("events", [])
                   if isinstance(e, Mapping) and isinstance(e.get("properties"), Mapping)]
         return self._send(EVENT_PATH, dict(body), "push opt-out event", tokens, cancel)
 
-    def push_optout(self, push_id: str, cancel: CancelToken = NEVER_CANCELLED) -> SendResult:
+    def push_optout(self, push_id: str, cancel: CancelToken = NEVER_CANCELLED) -> Sent:
         return self.send_event(self.push_event_body(push_id), cancel)
 
     # -- requests ------------------------------------------------------------------------
 
     def _send(self, path: str, body: dict[str, Any], what: str, values: Sequence[str],
-              cancel: CancelToken) -> SendResult:
+              cancel: CancelToken) -> Sent:
         def interpret(response: httpx.Response) -> int:
             self._interpret(response, what, values)
             return response.status_code
@@ -249,7 +267,7 @@ class DynamicYieldClient:
         self._pacer.wait(cancel)
         status, attempts = self._session.request("POST", path, json=body, interpret=interpret,
                                                  cancel=cancel)
-        return SendResult(status, attempts)
+        return Sent(status, attempts)
 
     def _interpret(self, response: httpx.Response, what: str, values: Sequence[str]) -> None:
         status = response.status_code
@@ -305,3 +323,76 @@ class DynamicYieldClient:
                 text = re.sub(re.escape(value.strip()), "[value]", text, flags=re.IGNORECASE)
         text = " ".join(text.split())[:300]
         return f" ({text})" if text else ""
+
+
+# -- request bodies and the destination's payloads (pure: planning needs no client) -----------
+
+CHANNEL_ROUTE = "channel:"  # + the channel's name; the route of an email opt-out
+
+
+def opt_out_body(settings: DynamicYieldSettings, identifier_type: str,
+                 value: str) -> dict[str, Any]:
+    """The body of one opt-out request (the same identifier always gives the same body)."""
+    if not isinstance(identifier_type, str) or not _IDENTIFIER_TYPE.fullmatch(identifier_type):
+        raise BadInputError(f"'{identifier_type}' is not an identifier type Dynamic Yield "
+                            "could take (such as email or pushID).")
+    text = value.strip() if isinstance(value, str) else ""
+    if not text:
+        raise BadInputError("An empty value cannot be submitted to Dynamic Yield.")
+    body: dict[str, Any] = {"identifier": {"type": identifier_type, "value": text}}
+    if settings.send_associated_device:
+        body["associatedDevice"] = {"dyid": ""}
+    return body
+
+
+def push_event_body(push_id: str) -> dict[str, Any]:
+    """The collect/user/event body opting one push token out (stable for a token)."""
+    token = push_id.strip() if isinstance(push_id, str) else ""
+    if not token:
+        raise BadInputError("An empty push token cannot be submitted to Dynamic Yield.")
+    digest = hashlib.sha256(token.encode("utf-8")).hexdigest()[:32]
+    return {
+        "user": {"id": f"optout-desk-{digest}"},
+        "sessionId": f"optout-desk-{digest}",
+        "events": [{"name": EVENT_NAME,
+                    "properties": {"dyType": OPTOUT_EVENT, "pushID": token}}],
+    }
+
+
+ROUTES = Routes((KindRoute(IdKind.EMAIL, "email channel"),
+                 KindRoute(IdKind.PUSH_TOKEN, "push opt-out event")))
+
+
+@dataclass(frozen=True)
+class DynamicYieldFormat:
+    """One identifier per request (the API takes one): emails as an opt-out on the email
+    channel, push tokens as a message-optout-v1 event. An email opt-out is a state, safe to
+    send again after a lost answer; whether a repeated event is harmless is not documented, so
+    a push event whose answer was lost is left for the operator to check."""
+
+    settings: DynamicYieldSettings
+    batch_size: int = 1
+
+    @classmethod
+    def from_settings(cls, values: Mapping[str, Any]) -> DynamicYieldFormat:
+        return cls(DynamicYieldSettings.from_mapping(REGIONS["us"], values))
+
+    def value_for(self, identifier: Identifier) -> str | None:
+        return identifier.key if identifier.kind in ROUTES.kinds else None
+
+    def not_taken(self, kind: IdKind) -> str:
+        return ("Dynamic Yield takes email addresses (email channel) and push tokens; its "
+                "SMS channel is not documented")
+
+    def payloads(self, items: Sequence[PlanItem]) -> list[tuple[tuple[PlanItem, ...], Payload]]:
+        result: list[tuple[tuple[PlanItem, ...], Payload]] = []
+        for item in items:
+            if item.kind is IdKind.EMAIL:
+                payload = Payload(CHANNEL_ROUTE + self.settings.email_channel,
+                                  opt_out_body(self.settings, IDENTIFIER_EMAIL, item.value),
+                                  (item.value,), True)
+            else:
+                payload = Payload(EVENT_PATH, push_event_body(item.value), (item.value,),
+                                  False)
+            result.append(((item,), payload))
+        return result

@@ -44,12 +44,21 @@ from urllib.parse import quote
 import httpx
 import orjson
 
-from optout_desk.connectors import setting_values as sv
+from optout_desk.connectors.base import (
+    CheckResult,
+    KindRoute,
+    LookupAnswer,
+    Routes,
+    SendResult,
+    Setting,
+    validate_settings,
+)
 from optout_desk.connectors.errors import (
     AuthenticationError,
     ConfigurationError,
     MalformedResponseError,
     MissingRoleError,
+    PayloadRejectedError,
     PlatformError,
     RejectedRequestError,
     ThrottledError,
@@ -57,6 +66,8 @@ from optout_desk.connectors.errors import (
 from optout_desk.connectors.http import HttpPolicy, HttpSession, retry_after_header
 from optout_desk.connectors.pacing import Pacer
 from optout_desk.core.errors import BadInputError, Cancelled
+from optout_desk.core.identifiers import Identifier, IdKind
+from optout_desk.core.plan import Payload, PlanItem, chunked
 from optout_desk.core.progress import (
     NEVER_CANCELLED,
     CancelToken,
@@ -86,6 +97,55 @@ _SHOWN_ERRORS = 5
 _SCRUB_MIN = 5
 
 
+# Declared once: the CLI flags, the Connections dialog and validation all come from these.
+SETTINGS: tuple[Setting, ...] = (
+    Setting("department_uuid", "Department UUID", str, "",
+            "the department every call is made for (your myKaarma representative gives it)",
+            required=True, advanced=False, pattern=_UUID,
+            what="the department UUID (letters, digits and dashes)"),
+    Setting("email_type", "communicationType for emails", str, "EMAIL",
+            "myKaarma's name for email (its list of types is not published)",
+            advanced=False, pattern=_TOKEN, what="a communicationType name such as EMAIL"),
+    Setting("phone_type", "communicationType for phones", str, "TEXT",
+            "myKaarma's name for text messages (its list of types is not published)",
+            advanced=False, pattern=_TOKEN, what="a communicationType name such as TEXT"),
+    Setting("entries_per_request", "Values per request", int, 1,
+            "how many values one update carries (not documented: one until you know more)",
+            1, 10_000, advanced=False),
+    Setting("send_customer_uuid", "Send a customer UUID", bool, False,
+            "whether customerUUID is required is not documented", advanced=False),
+    Setting("customer_uuid", "Customer UUID", str, "", "sent when a value has none of its own",
+            pattern=_UUID, what="a customer UUID (letters, digits and dashes)"),
+    Setting("event", "Event", str, "USER_REQUESTED_OPT_OUT", "the update's event",
+            pattern=_TOKEN, what="an event name such as USER_REQUESTED_OPT_OUT"),
+    Setting("update_type", "Update type", str, "CUSTOMER", "the update's updateType",
+            choices=UPDATE_TYPES),
+    Setting("api_call_source", "API call source", str, "optout-desk",
+            "how updates name their sender", pattern=_SOURCE,
+            what="a short text naming this tool"),
+    Setting("process_synchronously", "Process synchronously", bool, True,
+            "ask myKaarma to apply each update before answering"),
+    Setting("lookup_batch_size", "Values per look-up", int, 100,
+            "how many values one status look-up asks about", 1, 10_000),
+    Setting("opted_out_states", "optOutState meaning opted out", list, ["OPTED_OUT"],
+            "the state names are not documented", pattern=_TOKEN,
+            what="optOutState names such as OPTED_OUT"),
+    Setting("opted_in_states", "optOutState meaning opted in", list, ["OPTED_IN"],
+            "the state names are not documented", pattern=_TOKEN,
+            what="optOutState names such as OPTED_IN"),
+    Setting("lookup_max_age_hours", "Reuse answers for (hours)", float, 24.0,
+            "a look-up answer younger than this is not asked again", 0, 8760),
+    Setting("concurrency", "Requests at once", int, 4, "requests in flight", 1, 32),
+    Setting("requests_per_second", "Requests per second", float, 0.0,
+            "pacing (0: as fast as myKaarma answers; its limits are not published)", 0, 1000),
+    Setting("timeout_s", "Timeout (s)", float, 30.0, "longest wait for one answer", 1, 600),
+    Setting("max_retries", "Retries", int, 5, "retries of a throttled or failed request",
+            0, 20),
+    Setting("max_retry_wait_s", "Longest retry wait (s)", float, 60.0,
+            "a longer Retry-After is reported instead of waited out", 0, 3600),
+)
+
+
 @dataclass(frozen=True)
 class MyKaarmaSettings:
     base_url: str = DEFAULT_BASE_URL
@@ -110,43 +170,13 @@ class MyKaarmaSettings:
 
     @classmethod
     def from_mapping(cls, base_url: str, values: Mapping[str, Any]) -> MyKaarmaSettings:
-        """Settings from a connection profile; unknown names are ignored, bad values refused.
-        The department UUID is required."""
-        limits: dict[str, tuple[type, float, float]] = {
-            "entries_per_request": (int, 1, 10_000), "lookup_batch_size": (int, 1, 10_000),
-            "concurrency": (int, 1, 32), "requests_per_second": (float, 0, 1000),
-            "timeout_s": (float, 1, 600), "max_retries": (int, 0, 20),
-            "max_retry_wait_s": (float, 0, 3600),
-        }
-        texts: dict[str, tuple[re.Pattern[str], str]] = {
-            "department_uuid": (_UUID, "the department UUID (letters, digits and dashes)"),
-            "email_type": (_TOKEN, "a communicationType name such as EMAIL"),
-            "phone_type": (_TOKEN, "a communicationType name such as TEXT"),
-            "event": (_TOKEN, "an event name such as USER_REQUESTED_OPT_OUT"),
-            "api_call_source": (_SOURCE, "a short text naming this tool"),
-            "customer_uuid": (_UUID, "a customer UUID (letters, digits and dashes)"),
-        }
-        chosen: dict[str, Any] = {}
-        for field_name in (f.name for f in fields(cls) if f.name != "base_url"):
-            value = values.get(field_name)
-            if value is None or (field_name in ("customer_uuid", "department_uuid")
-                                 and value == ""):
-                continue
-            if field_name in limits:
-                kind, low, high = limits[field_name]
-                chosen[field_name] = sv.number(field_name, value, kind, low, high)
-            elif field_name in texts:
-                chosen[field_name] = sv.name(field_name, value, *texts[field_name])
-            elif field_name in ("process_synchronously", "send_customer_uuid"):
-                chosen[field_name] = sv.flag(field_name, value)
-            elif field_name == "update_type":
-                chosen[field_name] = sv.name(field_name, value,
-                                             re.compile("|".join(UPDATE_TYPES)),
-                                             " or ".join(UPDATE_TYPES))
-            else:  # the optOutState lists
-                chosen[field_name] = sv.names(field_name, value, _TOKEN,
-                                              "optOutState names such as OPTED_OUT")
-        settings = cls(base_url=base_url, **chosen)
+        """Settings from a connection profile (the declared SETTINGS); unknown names are
+        ignored, bad values refused. The department UUID is required."""
+        chosen = validate_settings(SETTINGS, values, require=False)
+        known = {f.name for f in fields(cls)}
+        typed: dict[str, Any] = {name: tuple(value) if isinstance(value, list) else value
+                                 for name, value in chosen.items() if name in known}
+        settings = cls(base_url=base_url, **typed)
         if not settings.department_uuid:
             raise ConfigurationError(
                 "myKaarma needs the department UUID (your myKaarma representative gives it): "
@@ -266,32 +296,49 @@ class MyKaarmaClient:
 
     # -- calls ---------------------------------------------------------------------------
 
-    def check(self, cancel: CancelToken = NEVER_CANCELLED) -> str:
+    def check(self, cancel: CancelToken = NEVER_CANCELLED) -> CheckResult:
         """Prove the credentials, the department, its route and the read scope with one GET
         look-up of a reserved address; a sentence saying so."""
         self.lookup_one("email", CHECK_VALUE, cancel=cancel)
-        return (f"myKaarma ({self.host}) accepted the username and password and answers "
-                f"opt-out status look-ups for department {self._department}.")
+        return CheckResult(
+            f"myKaarma ({self.host}) accepted the username and password and answers opt-out "
+            f"status look-ups for department {self._department}.")
+
+    # -- the connector contract ------------------------------------------------------------
+
+    def send(self, payload: Payload, cancel: CancelToken = NEVER_CANCELLED) -> SendResult:
+        """One frozen payload of a plan (built by MyKaarmaFormat) as one update. errors[]
+        about its values fail this payload only (PayloadRejectedError); the others go on."""
+        if payload.route != UPDATE_ROUTE or not isinstance(payload.body, dict):
+            raise ConfigurationError(
+                "This payload was not made for myKaarma; plan the submission again.")
+        try:
+            result = self.send_update(payload.body, cancel)
+        except MyKaarmaRequestError as exc:
+            raise PayloadRejectedError(exc.message, exc.http_status, None, exc.codes) from None
+        count = result.entries
+        return SendResult(result.http_status,
+                          f"myKaarma accepted {count} value{'s' if count != 1 else ''}.",
+                          result.attempts, None, tuple(str(w) for w in result.warnings))
+
+    def lookup(self, identifiers: Sequence[tuple[IdKind, str]], *,
+               progress: ProgressCallback = no_progress,
+               cancel: CancelToken = NEVER_CANCELLED) -> dict[tuple[IdKind, str], LookupAnswer]:
+        """Which of `identifiers` (kind, normalised key) myKaarma holds as opted out. A state
+        the settings do not name is reported as not opted out, with its state kept."""
+        entries = [Communication(_KIND_NAMES[kind], value) for kind, value in identifiers
+                   if kind in _KIND_NAMES]
+        statuses = self.lookup_statuses(entries, progress=progress, cancel=cancel)
+        return {
+            (kind, value): LookupAnswer(bool(status.opted_out), status.state or "",
+                                        status.time_of_change)
+            for (kind, value), status in zip(
+                ((k, v) for k, v in identifiers if k in _KIND_NAMES), statuses, strict=True)
+        }
 
     def update_payloads(self, entries: Sequence[Communication]) -> list[dict[str, Any]]:
         """The update bodies for `entries`: `entries_per_request` values each, all opted out."""
-        s = self.settings
-        attributes = [self._attribute(e) for e in entries]
-        if not attributes:
-            raise BadInputError("Nothing to submit: no email addresses and no phone numbers.")
-        size = s.entries_per_request
-        payloads = []
-        for start in range(0, len(attributes), size):
-            body: dict[str, Any] = {
-                "communicationAttributesList": attributes[start:start + size],
-                "event": s.event, "updateType": s.update_type,
-                "apiCallSource": s.api_call_source,
-                "processSynchronously": s.process_synchronously,
-            }
-            if s.send_customer_uuid and s.customer_uuid:
-                body["customerUUID"] = s.customer_uuid
-            payloads.append(body)
-        return payloads
+        return update_bodies(self.settings, entries)
 
     def send_update(self, payload: Mapping[str, Any],
                     cancel: CancelToken = NEVER_CANCELLED) -> UpdateResult:
@@ -369,9 +416,9 @@ class MyKaarmaClient:
             json={"communicationList": asked}, interpret=interpret, cancel=cancel)
         return result
 
-    def lookup(self, entries: Sequence[Communication], *,
-               progress: ProgressCallback = no_progress,
-               cancel: CancelToken = NEVER_CANCELLED) -> list[OptOutStatus]:
+    def lookup_statuses(self, entries: Sequence[Communication], *,
+                        progress: ProgressCallback = no_progress,
+                        cancel: CancelToken = NEVER_CANCELLED) -> list[OptOutStatus]:
         """The statuses of any number of values, in batches of lookup_batch_size sent
         `concurrency` at a time; in the order asked. A failed batch fails the look-up."""
         size = self.settings.lookup_batch_size
@@ -404,30 +451,10 @@ class MyKaarmaClient:
     # -- payloads ------------------------------------------------------------------------
 
     def _type_of(self, kind: str) -> str:
-        try:
-            return self._types[kind]
-        except KeyError:
-            raise BadInputError(f"myKaarma takes email addresses and phone numbers, not "
-                                f"'{kind}'.") from None
+        return _type_of(self.settings, kind)
 
     def _customer(self, entry: Communication) -> str:
         return entry.customer_uuid or self.settings.customer_uuid
-
-    def _attribute(self, entry: Communication) -> dict[str, Any]:
-        value = entry.value.strip() if isinstance(entry.value, str) else ""
-        if not value:
-            raise BadInputError("An empty value cannot be submitted to myKaarma.")
-        attribute: dict[str, Any] = {"communicationType": self._type_of(entry.kind),
-                                     "communicationValue": value, "okToCommunicate": False}
-        if self.settings.send_customer_uuid:
-            customer = self._customer(entry)
-            if not customer:
-                raise BadInputError(
-                    "This myKaarma connection sends a customerUUID with every value, but a "
-                    "value has none: set the connection's customer UUID, or turn "
-                    "send_customer_uuid off.")
-            attribute["customerUUID"] = customer
-        return attribute
 
     def _lookup_entry(self, entry: Communication) -> dict[str, Any]:
         asked: dict[str, Any] = {"communicationType": self._type_of(entry.kind),
@@ -637,3 +664,90 @@ def _json_or_none(response: httpx.Response) -> Any:
         return orjson.loads(response.content)
     except orjson.JSONDecodeError:
         return None
+
+
+# -- request bodies and the destination's payloads (pure: planning needs no client) -----------
+
+UPDATE_ROUTE = "optoutstatus"
+_KIND_NAMES = {IdKind.EMAIL: "email", IdKind.PHONE: "phone"}
+
+
+def _type_of(settings: MyKaarmaSettings, kind: str) -> str:
+    if kind == "email":
+        return settings.email_type
+    if kind == "phone":
+        return settings.phone_type
+    raise BadInputError(f"myKaarma takes email addresses and phone numbers, not '{kind}'.")
+
+
+def _attribute(settings: MyKaarmaSettings, entry: Communication) -> dict[str, Any]:
+    value = entry.value.strip() if isinstance(entry.value, str) else ""
+    if not value:
+        raise BadInputError("An empty value cannot be submitted to myKaarma.")
+    attribute: dict[str, Any] = {"communicationType": _type_of(settings, entry.kind),
+                                 "communicationValue": value, "okToCommunicate": False}
+    if settings.send_customer_uuid:
+        customer = entry.customer_uuid or settings.customer_uuid
+        if not customer:
+            raise BadInputError(
+                "This myKaarma connection sends a customerUUID with every value, but a "
+                "value has none: set the connection's customer UUID, or turn "
+                "send_customer_uuid off.")
+        attribute["customerUUID"] = customer
+    return attribute
+
+
+def update_bodies(settings: MyKaarmaSettings,
+                  entries: Sequence[Communication]) -> list[dict[str, Any]]:
+    """The update bodies for `entries`: `entries_per_request` values each, all opted out."""
+    attributes = [_attribute(settings, e) for e in entries]
+    if not attributes:
+        raise BadInputError("Nothing to submit: no email addresses and no phone numbers.")
+    size = settings.entries_per_request
+    bodies = []
+    for start in range(0, len(attributes), size):
+        body: dict[str, Any] = {
+            "communicationAttributesList": attributes[start:start + size],
+            "event": settings.event, "updateType": settings.update_type,
+            "apiCallSource": settings.api_call_source,
+            "processSynchronously": settings.process_synchronously,
+        }
+        if settings.send_customer_uuid and settings.customer_uuid:
+            body["customerUUID"] = settings.customer_uuid
+        bodies.append(body)
+    return bodies
+
+
+ROUTES = Routes((KindRoute(IdKind.EMAIL, "EMAIL"), KindRoute(IdKind.PHONE, "TEXT")))
+
+
+@dataclass(frozen=True)
+class MyKaarmaFormat:
+    """Update bodies of `entries_per_request` values each (emails as their normalised key,
+    phones in E.164), all okToCommunicate false. Setting a value opted out again is harmless,
+    so a payload whose answer a crash lost is safe to send again."""
+
+    settings: MyKaarmaSettings
+
+    @classmethod
+    def from_settings(cls, values: Mapping[str, Any]) -> MyKaarmaFormat:
+        return cls(MyKaarmaSettings.from_mapping(DEFAULT_BASE_URL, values))
+
+    @property
+    def batch_size(self) -> int:
+        return self.settings.entries_per_request
+
+    def value_for(self, identifier: Identifier) -> str | None:
+        return identifier.key if identifier.kind in _KIND_NAMES else None
+
+    def not_taken(self, kind: IdKind) -> str:
+        return "myKaarma takes only email addresses and phone numbers"
+
+    def payloads(self, items: Sequence[PlanItem]) -> list[tuple[tuple[PlanItem, ...], Payload]]:
+        result = []
+        for group in chunked(items, self.settings.entries_per_request):
+            [body] = update_bodies(self.settings, [
+                Communication(_KIND_NAMES[item.kind], item.value) for item in group])
+            result.append((group, Payload(UPDATE_ROUTE, body,
+                                          tuple(item.value for item in group), True)))
+        return result

@@ -17,7 +17,7 @@ from optout_desk.connectors.dynamic_yield import (
     REGIONS,
     DynamicYieldClient,
     DynamicYieldSettings,
-    SendResult,
+    Sent,
 )
 from optout_desk.connectors.errors import (
     AuthenticationError,
@@ -61,7 +61,7 @@ def test_regions_are_the_documented_hosts() -> None:
 def test_check_proves_the_key(dynamic_yield_sandbox: DynamicYieldSandbox,
                               client_for: ClientFor) -> None:
     outcome = client_for(dynamic_yield_sandbox, "eu").check()
-    assert outcome.verified and "accepted the API key" in outcome.message
+    assert outcome.proven and "accepted the API key" in outcome.message
     assert dynamic_yield_sandbox.state.events("eu") == []  # no data was sent
 
 
@@ -70,7 +70,7 @@ def test_a_check_the_platform_cannot_answer_is_not_proven_rather_than_failed(
 ) -> None:
     box = dynamic_yield_factory(empty_batch_status=400)
     outcome = client_for(box).check()
-    assert not outcome.verified
+    assert not outcome.proven
     assert "answered HTTP 400 to the connection check" in outcome.message
     assert "the first submission shows whether it is accepted" in outcome.message
 
@@ -80,8 +80,8 @@ def test_email_opt_outs_go_to_their_data_centre_with_the_documented_body(
 ) -> None:
     box = dynamic_yield_sandbox
     us, eu = client_for(box, "us"), client_for(box, "eu")
-    assert us.opt_out_email("Ann@Example.com") == SendResult(200, 1)
-    assert eu.opt_out("email", "email", " bob@example.com ") == SendResult(200, 1)
+    assert us.opt_out_email("Ann@Example.com") == Sent(200, 1)
+    assert eu.opt_out("email", "email", " bob@example.com ") == Sent(200, 1)
     assert box.state.opted_out_emails("us") == {"ann@example.com"}
     assert box.state.opted_out_emails("eu") == {"bob@example.com"}
     assert eu.opt_out_body("email", "bob@example.com") == {

@@ -65,7 +65,7 @@ def phone(value: str) -> Communication:
 
 def test_check_proves_credentials_and_department(mykaarma_sandbox: MyKaarmaSandbox,
                                                  client_for: ClientFor) -> None:
-    message = client_for(mykaarma_sandbox).check()
+    message = client_for(mykaarma_sandbox).check().message
     assert "accepted the username and password" in message
     assert mykaarma_sandbox.department_uuid in message
     assert mykaarma_sandbox.state.request_log[-1].method == "GET"
@@ -110,7 +110,7 @@ def test_payloads_are_split_by_entries_per_request_and_the_list_look_up_in_batch
              phone("+15550109999"), email("P0+TAG@example.com")]
     before = len(box.state.requests_to("communications/department"))
     reports: list[Progress] = []
-    statuses = client.lookup(asked, progress=reports.append)
+    statuses = client.lookup_statuses(asked, progress=reports.append)
     assert [s.value for s in statuses] == [a.value for a in asked]  # the order asked
     assert [s.opted_out for s in statuses] == [True] * 5 + [False, True, True, False, True]
     assert len(box.state.requests_to("communications/department")) - before == 4
@@ -127,7 +127,7 @@ def test_look_up_batches_overlap_up_to_the_concurrency(
     box = mykaarma_factory(latency_ms=100, optouts=0)
     client = client_for(box, lookup_batch_size=2, concurrency=4)
     started = time.perf_counter()
-    statuses = client.lookup([email(f"c{i}@example.com") for i in range(16)])
+    statuses = client.lookup_statuses([email(f"c{i}@example.com") for i in range(16)])
     elapsed = time.perf_counter() - started
     assert len(statuses) == 16 and box.state.max_in_flight == 4
     assert elapsed < 0.8 * 8 * 0.1  # 8 batches one by one would take 0.8 s
@@ -213,7 +213,7 @@ def test_an_html_login_page_fault_is_not_provisioned_either(
 ) -> None:
     mykaarma_sandbox.state.inject_faults("html-login", 1)
     with pytest.raises(RouteNotProvisionedError, match="login page"):
-        client_for(mykaarma_sandbox).lookup([email("a@example.com")])
+        client_for(mykaarma_sandbox).lookup_statuses([email("a@example.com")])
 
 
 def test_a_wrong_password_names_both_credentials_and_never_shows_them(
@@ -235,7 +235,7 @@ def test_a_missing_scope_says_which_operation(mykaarma_sandbox: MyKaarmaSandbox,
     box = mykaarma_sandbox
     box.state.add_account("reader", "reader-pw", [box.department_uuid], scopes={SCOPE_READ})
     client = client_for(box, username="reader", password="reader-pw")
-    assert "accepted" in client.check()  # reading is allowed
+    assert "accepted" in client.check().message  # reading is allowed
     with pytest.raises(MissingRoleError) as caught:
         client.update_optout_status([email("a@example.com")])
     assert caught.value.role == OPERATION_UPDATE
@@ -296,7 +296,7 @@ def test_opt_out_state_strings_are_read_as_the_settings_say(
     # Unknown strings: the GET form has no okToCommunicate, so the status is unknown...
     assert default.lookup_one("email", "s@example.com").opted_out is None
     # ...the list form falls back on okToCommunicate.
-    listed = default.lookup([email("s@example.com"), email("t@example.com")])
+    listed = default.lookup_statuses([email("s@example.com"), email("t@example.com")])
     assert [s.opted_out for s in listed] == [True, False]
     configured = client_for(box, opted_out_states="STOPPED", opted_in_states=["ACTIVE"])
     assert configured.lookup_one("email", "s@example.com").opted_out is True
@@ -334,7 +334,7 @@ def test_cancel_stops_a_look_up(mykaarma_sandbox: MyKaarmaSandbox,
     cancel = CancelToken()
     cancel.cancel()
     with pytest.raises(Cancelled):
-        client_for(mykaarma_sandbox, lookup_batch_size=1).lookup(
+        client_for(mykaarma_sandbox, lookup_batch_size=1).lookup_statuses(
             [email("a@example.com"), email("b@example.com")], cancel=cancel)
 
 
@@ -347,7 +347,7 @@ def test_bad_input_is_refused_before_sending(mykaarma_sandbox: MyKaarmaSandbox,
         client.update_payloads([])
     with pytest.raises(BadInputError, match="empty value"):
         client.update_payloads([email("  ")])
-    assert client.lookup([]) == []
+    assert client.lookup_statuses([]) == []
     assert mykaarma_sandbox.state.request_log == []
 
 
@@ -363,8 +363,8 @@ def test_a_look_up_answer_missing_a_value_fails_the_batch() -> None:
                                              {"department_uuid": "d-1"})
     with MyKaarmaClient(settings, "u", "p", transport=httpx.MockTransport(answer)) as client:
         with pytest.raises(MalformedResponseError, match="answered 1 status"):
-            client.lookup([email("a@x.com"), email("b@x.com")])
-        assert client.lookup([email("A@X.com")])[0].opted_out is True
+            client.lookup_statuses([email("a@x.com"), email("b@x.com")])
+        assert client.lookup_statuses([email("A@X.com")])[0].opted_out is True
 
 
 def test_look_up_answers_in_another_order_are_paired_by_value() -> None:
@@ -380,7 +380,7 @@ def test_look_up_answers_in_another_order_are_paired_by_value() -> None:
     settings = MyKaarmaSettings.from_mapping("http://127.0.0.1:9/communications/",
                                              {"department_uuid": "d-1"})
     with MyKaarmaClient(settings, "u", "p", transport=httpx.MockTransport(answer)) as client:
-        statuses = client.lookup([email("b@x.com"), phone("+1 555 010 0000")])
+        statuses = client.lookup_statuses([email("b@x.com"), phone("+1 555 010 0000")])
     assert [(s.value, s.opted_out, s.time_of_change) for s in statuses] == [
         ("b@x.com", True, "1700000000000"), ("+1 555 010 0000", False, "1700000000000")]
 
@@ -389,7 +389,8 @@ def test_a_bad_value_in_a_look_up_fails_the_batch_with_its_code(
     mykaarma_sandbox: MyKaarmaSandbox, client_for: ClientFor,
 ) -> None:
     with pytest.raises(MyKaarmaRequestError) as caught:
-        client_for(mykaarma_sandbox).lookup([email("fine@example.com"), phone("32470123456")])
+        client_for(mykaarma_sandbox).lookup_statuses([email("fine@example.com"),
+                                                      phone("32470123456")])
     assert caught.value.codes == ("INVALID_COMMUNICATION_VALUE",)
     assert "look-up of 2 value(s)" in caught.value.message
     assert "32470123456" not in caught.value.message

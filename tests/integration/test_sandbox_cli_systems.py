@@ -30,7 +30,7 @@ def test_sandbox_prints_all_three_systems_and_their_credentials_work() -> None:
         settings = MyKaarmaSettings.from_mapping(mk_url, {"department_uuid": department})
         with MyKaarmaClient(settings, printed["myKaarma username"],
                             printed["myKaarma password"]) as mk:
-            assert department in mk.check()
+            assert department in mk.check().message
             mk.update_optout_status([Communication("email", "cli@example.com")])
             assert mk.lookup_one("email", "cli@example.com").opted_out is True
 
@@ -46,7 +46,7 @@ def test_sandbox_prints_all_three_systems_and_their_credentials_work() -> None:
             except AuthenticationError:
                 pass
         with DynamicYieldClient(DynamicYieldSettings(eu), eu_key) as dy:
-            assert dy.check().verified
+            assert dy.check().proven
     finally:
         code, output = stop(process)
     assert code == 0 and "Sandbox stopped." in output

@@ -27,7 +27,7 @@ def test_the_suite_serves_all_three_with_their_demo_credentials() -> None:
         cm, mk, dy = suite.checkmarket, suite.mykaarma, suite.dynamic_yield
         assert len({cm.port, mk.port, dy.port}) == 3
         with CheckMarketClient(CheckMarketSettings(cm.base_url), cm.master_key, cm.key) as c:
-            assert c.check() == 120
+            assert c.check().total_optouts == 120
         settings = MyKaarmaSettings.from_mapping(mk.base_url,
                                                  {"department_uuid": mk.department_uuid})
         with MyKaarmaClient(settings, mk.username, mk.password) as k:
