@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from optout_desk.connectors import checkmarket
+from optout_desk.connectors import checkmarket, dynamic_yield, mykaarma
 from optout_desk.connectors.base import (
     Capability,
     Client,
@@ -41,6 +41,25 @@ def _checkmarket_pacing(settings: Mapping[str, Any]) -> Pacing:
     return Pacing(concurrency=1)  # one POST at a time: batches of 500 are few
 
 
+def _mykaarma_client(base_url: str, secrets: Mapping[str, str],
+                     settings: Mapping[str, Any]) -> Client:
+    return mykaarma.MyKaarmaClient(mykaarma.MyKaarmaSettings.from_mapping(base_url, settings),
+                                   secrets["USERNAME"], secrets["PASSWORD"])
+
+
+def _dynamic_yield_client(base_url: str, secrets: Mapping[str, str],
+                          settings: Mapping[str, Any]) -> Client:
+    return dynamic_yield.DynamicYieldClient(
+        dynamic_yield.DynamicYieldSettings.from_mapping(base_url, settings), secrets["API_KEY"])
+
+
+def _paced(settings: Mapping[str, Any]) -> Pacing:
+    """Concurrency and requests per second as the connection's settings say (the client
+    paces itself; this is what the preview estimates with)."""
+    return Pacing(int(settings.get("concurrency") or 1),
+                  float(settings.get("requests_per_second") or 0.0))
+
+
 SYSTEMS: dict[str, SystemInfo] = {
     info.id: info for info in (
         SystemInfo(
@@ -57,6 +76,35 @@ SYSTEMS: dict[str, SystemInfo] = {
             open_client=_checkmarket_client,
             payload_format=checkmarket.CheckMarketFormat.from_settings,
             pacing=_checkmarket_pacing,
+        ),
+        SystemInfo(
+            id="mykaarma",
+            label="myKaarma",
+            secrets=(SecretField("USERNAME", "Username", "from your myKaarma representative"),
+                     SecretField("PASSWORD", "Password", "from your myKaarma representative")),
+            settings=mykaarma.SETTINGS,
+            capabilities=frozenset({Capability.LOOKUP, Capability.SUBMIT}),
+            regions={"default": mykaarma.DEFAULT_BASE_URL, CUSTOM_REGION: ""},
+            default_region="default",
+            routes=mykaarma.ROUTES,
+            open_client=_mykaarma_client,
+            payload_format=mykaarma.MyKaarmaFormat.from_settings,
+            pacing=_paced,
+            verify_hint="looked up again after sending",
+        ),
+        SystemInfo(
+            id="dynamic-yield",
+            label="Dynamic Yield",
+            secrets=(SecretField("API_KEY", "API key (server-side)",
+                                 "Dynamic Yield: Settings > API Keys"),),
+            settings=dynamic_yield.SETTINGS,
+            capabilities=frozenset({Capability.SUBMIT}),
+            regions={**dynamic_yield.REGIONS, CUSTOM_REGION: ""},
+            default_region="us",
+            routes=dynamic_yield.ROUTES,
+            open_client=_dynamic_yield_client,
+            payload_format=dynamic_yield.DynamicYieldFormat.from_settings,
+            pacing=_paced,
         ),
     )
 }
@@ -127,8 +175,8 @@ def open_client(system: str, base_url: str, secrets: Mapping[str, str],
             "them.")
     if info.open_client is None:
         raise ConfigurationError(f"{info.label} has no client in this desk.")
-    return info.open_client(validate_base_url(base_url), secrets,
-                            validate_settings(info.settings, settings))
+    # The connector's own settings class validates (in its own words where it has them).
+    return info.open_client(validate_base_url(base_url), secrets, settings)
 
 
 def payload_format(system: str, settings: Mapping[str, Any]) -> PayloadFormat:
@@ -141,7 +189,7 @@ def payload_format(system: str, settings: Mapping[str, Any]) -> PayloadFormat:
 
 def pacing(system: str, settings: Mapping[str, Any]) -> Pacing:
     info = system_info(system)
-    return info.pacing(validate_settings(info.settings, settings))
+    return info.pacing(validate_settings(info.settings, settings, require=False))
 
 
 def _cannot(system: str, what: str) -> ConfigurationError:

@@ -1,5 +1,5 @@
-"""Sending a plan's payloads: concurrent and paced as the destination wants, journaled around
-every request.
+"""Sending a plan's payloads: as many at once as the destination takes, journaled around every
+request (the clients pace themselves: requests per second is a connection setting).
 
 The calling thread owns the journal: it commits a batch `sent` BEFORE handing its payload to a
 worker thread, and `acknowledged` or `failed` when the worker's answer comes back. Workers only
@@ -9,15 +9,15 @@ only ever used from one thread.
 Stopping: a failure that concerns the whole account or platform (refused keys, a missing role,
 a platform down after retries) stops handing out new payloads; a refusal of one payload's
 content (`PayloadRejectedError`: the platform named what is wrong with these values) fails that
-payload and the others go on. Cancel stops handing out new payloads; those in flight finish and
-are recorded. Either way the plan stays resumable.
+payload and the others go on — unless the same refusal comes back CONSECUTIVE_REFUSALS times in
+a row, which is the account's problem, not the values'. Cancel stops handing out new payloads;
+those in flight finish and are recorded. Either way the plan stays resumable.
 """
 
 from __future__ import annotations
 
 import logging
 import sqlite3
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -37,6 +37,9 @@ from optout_desk.store import journal
 
 log = logging.getLogger(__name__)
 
+# The same payload refusal this many times in a row stops the run (the account is wrong, not
+# every value: do not make 100,000 requests to learn it).
+CONSECUTIVE_REFUSALS = 10
 # A failure of these kinds will not go away by sending again: the run stops at once.
 NON_RETRYABLE = (AuthenticationError, MissingRoleError, RejectedRequestError,
                  ConfigurationError)
@@ -51,6 +54,7 @@ class SendTally:
     failed: int = 0
     error: str = ""  # why the run stopped, when a failure stopped it
     cancelled: bool = False
+    refusals: tuple[tuple[str, ...], int] = ((), 0)  # the last refusal's codes, in a row
 
 
 def stop_reason(exc: ConnectorError, seq: int) -> str:
@@ -73,8 +77,6 @@ def send_batches(
     """Send `todo` in order, at most `pacing.concurrency` at once and `pacing.per_second` a
     second; journal each; `on_acknowledged(batch)` after each acknowledgement (progress)."""
     tally = SendTally()
-    interval = 1.0 / pacing.per_second if pacing.per_second > 0 else 0.0
-    next_start = time.monotonic()
     pending = iter(todo)
     in_flight: dict[Future[SendResult], journal.JournalBatch] = {}
     stopping = False
@@ -89,12 +91,6 @@ def send_batches(
                 batch = next(pending, None)
                 if batch is None:
                     break
-                if interval:
-                    delay = next_start - time.monotonic()
-                    if delay > 0 and cancel.wait(delay):
-                        tally.cancelled = stopping = True
-                        break
-                    next_start = max(next_start + interval, time.monotonic())
                 tally.resent += journal.mark_sent(db, plan_id, batch.seq)
                 tally.sent += 1
                 in_flight[pool.submit(client.send, batch.payload, cancel)] = batch
@@ -133,7 +129,13 @@ def _record(db: sqlite3.Connection, plan_id: int, batch: journal.JournalBatch,
         )
         tally.failed += 1
         log.warning("plan %d batch %d failed: %s", plan_id, batch.seq, type(exc).__name__)
-        if not isinstance(exc, PayloadRejectedError) and not tally.error:
+        if isinstance(exc, PayloadRejectedError):
+            codes, times = tally.refusals
+            tally.refusals = (exc.codes, times + 1 if exc.codes == codes else 1)
+            if tally.refusals[1] >= CONSECUTIVE_REFUSALS and not tally.error:
+                tally.error = (f"the last {tally.refusals[1]} requests were all refused the "
+                               f"same way; stopped to check the connection: {exc.message}")
+        elif not tally.error:
             tally.error = stop_reason(exc, batch.seq)
         return False
     message = result.message
@@ -145,4 +147,5 @@ def _record(db: sqlite3.Connection, plan_id: int, batch: journal.JournalBatch,
     )
     tally.acknowledged += 1
     tally.records += batch.size
+    tally.refusals = ((), 0)
     return True

@@ -92,6 +92,7 @@ class SubmitOutcome:
     confirmed: int = 0
     unconfirmed: list[str] = field(default_factory=list)  # shown to the user, never logged
     verification_error: str = ""
+    verified_by: str = "re-fetching"  # or "looking them up again"
     receipt_path: str | None = None
     run_id: int | None = None
 
@@ -135,7 +136,7 @@ class SubmitOutcome:
             )
         if self.verified:
             lines.append(
-                f"Verified by re-fetching: {self.confirmed:,} confirmed, "
+                f"Verified by {self.verified_by}: {self.confirmed:,} confirmed, "
                 f"{len(self.unconfirmed):,} not yet visible."
             )
         elif self.verification_error:
@@ -423,6 +424,8 @@ def _execute_locked(plan_id: int, progress: ProgressCallback, cancel: CancelToke
             cancelled=tally.cancelled and not error, error=error,
             verified=verified, confirmed=confirmed, unconfirmed=unconfirmed,
             verification_error=verification_error,
+            verified_by=("re-fetching" if registry.system_info(profile.system).can(
+                Capability.LIST) else "looking them up again"),
             receipt_path=str(receipt_path) if receipt_path else None, run_id=run_id,
         )
     finally:
