@@ -17,9 +17,11 @@ from optout_desk.sandbox.suite import SandboxSuite
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "sandbox",
-        help="run a simulated CheckMarket API on this computer (for demos and trials)",
-        description="Run a simulated CheckMarket API v3 on 127.0.0.1 with generated opt-outs, "
-        "until Ctrl-C. Prints the base URL and demo keys to add as a connection.",
+        help="run simulated CheckMarket, myKaarma and Dynamic Yield APIs on this computer "
+        "(for demos and trials)",
+        description="Run simulated CheckMarket (API v3), myKaarma and Dynamic Yield APIs on "
+        "127.0.0.1 with generated opt-outs, until Ctrl-C. Prints each base URL and its demo "
+        "credentials; --demo also adds a demo connection for each.",
     )
     parser.add_argument("--port", type=int, default=0, help="port to listen on (0: any free)")
     parser.add_argument("--records", type=int, default=500, help="generated opt-outs (500)")
@@ -35,6 +37,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--crm-export", metavar="FILE.xlsx", type=Path, default=None,
                         help="also write a demo CRM spreadsheet to reconcile against this "
                         "sandbox (some contacts opted out, some new, some invalid)")
+    parser.add_argument("--demo", action="store_true",
+                        help="also add (or re-point) the connections demo, demo-mykaarma and "
+                        "demo-dy to these simulators, keys in the keyring (or printed as "
+                        "environment variables when there is no keyring)")
     parser.set_defaults(handler=run)
 
 
@@ -77,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"  optout-desk connection add demo --system checkmarket --base-url {box.base_url}",
           flush=True)
     _print_other_systems(suite)
+    if args.demo:
+        _add_demo_connections(suite)
     print("Press Ctrl-C to stop.", flush=True)
     try:
         while not stop.wait(0.5):
@@ -119,3 +127,30 @@ def _print_other_systems(suite: SandboxSuite) -> None:
     ]
     for line in lines:
         print(line, flush=True)
+
+
+def _add_demo_connections(suite: SandboxSuite) -> None:
+    """demo (CheckMarket), demo-mykaarma and demo-dy, pointed at this run's ports."""
+    from optout_desk import secrets
+    from optout_desk.workflows.demo import DemoConnection, ensure_connection, environment_lines
+
+    cm, mk, dy = suite.checkmarket, suite.mykaarma, suite.dynamic_yield
+    demos = [
+        DemoConnection("demo", "checkmarket", cm.base_url,
+                       {"MASTER_KEY": cm.master_key, "KEY": cm.key}),
+        DemoConnection("demo-mykaarma", "mykaarma", mk.base_url,
+                       {"USERNAME": mk.username, "PASSWORD": mk.password},
+                       {"department_uuid": mk.department_uuid}),
+        DemoConnection("demo-dy", "dynamic-yield", dy.eu_url, {"API_KEY": dy.eu_key}),
+    ]
+    keyring = secrets.backend_status().state == "ok"
+    for demo in demos:
+        # Without a keyring the keys cannot outlive this process: other commands read them
+        # from the environment variables printed below.
+        ensure_connection(demo, session_only=not keyring)
+    print(f"Demo connections: {', '.join(d.name for d in demos)} "
+          + ("(keys in the keyring)." if keyring else
+             "(no keyring here: set these in the shell that runs other commands)"), flush=True)
+    if not keyring:
+        for line in environment_lines(demos):
+            print(f"  {line}", flush=True)

@@ -1,4 +1,5 @@
-"""Demo mode (`optout-desk --demo`): the sandbox in-process, with ready demo connections.
+"""Demo mode (`optout-desk --demo`): every simulated platform in-process (workflows/demo.py:
+two CheckMarket accounts, myKaarma and Dynamic Yield), with ready demo connections.
 
 Where demo data lives: unless the user named a data folder (`--data-dir` or OPTOUT_DESK_HOME),
 the demo runs in a temporary data folder that is deleted on quit, so it never adds "demo-…"
@@ -24,23 +25,6 @@ from optout_desk.core.progress import CancelToken, ProgressCallback
 
 log = logging.getLogger(__name__)
 
-SYSTEM = "checkmarket"
-
-
-@dataclass(frozen=True)
-class DemoSandbox:
-    connection: str
-    records: int
-    seed: int
-
-
-DEMO_SANDBOXES = (
-    DemoSandbox("demo-eu", records=5000, seed=7),
-    DemoSandbox("demo-us", records=1200, seed=8),
-)
-DEMO_LATENCY_MS = 5.0
-
-
 def user_named_data_dir() -> bool:
     """True when --data-dir or OPTOUT_DESK_HOME chose the data folder (not the default)."""
     default = Path(platformdirs.user_data_dir(paths.APP_NAME, appauthor=False))
@@ -60,31 +44,30 @@ def remove_temporary_data_dir(folder: Path | None) -> None:
 
 @dataclass
 class DemoStarted:
-    sandboxes: list[Any]
+    services: Any  # workflows.demo.DemoServices
     connections: list[str]
     spreadsheet: Path | None = None  # a demo CRM export to reconcile against the first one
 
+    @property
+    def sandboxes(self) -> list[Any]:
+        return [self.services.checkmarket, *self.services.extra]
+
 
 def start_demo(_progress: ProgressCallback, cancel: CancelToken) -> DemoStarted:
-    """Start the sandboxes and point the demo connections at them (runs in a worker thread)."""
-    from optout_desk.sandbox.server import Sandbox, SandboxConfig
+    """Start every simulator and point the demo connections at them (a worker thread): two
+    CheckMarket accounts, myKaarma and Dynamic Yield."""
+    from optout_desk.workflows import demo
 
-    started: list[Any] = []
-    names: list[str] = []
+    services = demo.start_services(cancel=cancel)
     try:
-        for demo in DEMO_SANDBOXES:
+        for connection in services.connections:
             cancel.raise_if_cancelled()
-            sandbox = Sandbox(SandboxConfig(records=demo.records, seed=demo.seed,
-                                            latency_ms=DEMO_LATENCY_MS)).start()
-            started.append(sandbox)
-            _ensure_connection(demo.connection, sandbox)
-            names.append(demo.connection)
+            demo.ensure_connection(connection, session_only=True)
     except BaseException:
-        for sandbox in started:
-            sandbox.stop()
+        services.stop()
         raise
-    log.info("demo mode: %d sandbox(es) running", len(started))
-    return DemoStarted(started, names, _write_spreadsheet(started[0]) if started else None)
+    return DemoStarted(services, [c.name for c in services.connections],
+                       _write_spreadsheet(services.checkmarket))
 
 
 def _write_spreadsheet(sandbox: Any) -> Path | None:
@@ -98,33 +81,6 @@ def _write_spreadsheet(sandbox: Any) -> Path | None:
         return None
 
 
-def _ensure_connection(name: str, sandbox: Any) -> None:
-    from optout_desk import secrets
-    from optout_desk.store import connections as store_connections
-    from optout_desk.store.db import connect
-    from optout_desk.workflows.connections import add_connection
-
-    keys = {"MASTER_KEY": sandbox.master_key, "KEY": sandbox.key}
-    conn = connect()
-    try:
-        existing = {p.name: p for p in store_connections.list_all(conn)}
-        if name in existing:
-            profile = existing[name]
-            profile.base_url = sandbox.base_url
-            store_connections.update(conn, profile)
-            for field, value in keys.items():
-                secrets.store_secret(name, field, value, session_only=True)
-            return
-    finally:
-        conn.close()
-    add_connection(name, SYSTEM, base_url=sandbox.base_url, secrets=keys, session_only=True)
-
-
 def stop_demo(started: DemoStarted | None) -> None:
-    if started is None:
-        return
-    for sandbox in started.sandboxes:
-        try:
-            sandbox.stop()
-        except Exception:  # stopping must not turn a clean quit into a crash
-            log.exception("stopping a demo sandbox failed")
+    if started is not None:
+        started.services.stop()

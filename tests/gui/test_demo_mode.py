@@ -32,7 +32,8 @@ def test_demo_mode_starts_the_sandbox_and_fetches(qtbot: Any, isolated_home: Pat
     try:
         qtbot.waitUntil(lambda: controller.started is not None or bool(errors), timeout=30_000)
         assert errors == [], getattr(errors[0], '_desk_traceback', errors)
-        assert window.context.demo_connections == ["demo-eu", "demo-us"]
+        assert window.context.demo_connections == ["demo-eu", "demo-us", "demo-mykaarma",
+                                                   "demo-dy"]
         assert window.demo_badge.isVisible()
         assert secrets.describe_location("demo-eu", "KEY") == "held for this session only"
         page = window.show_page("optouts")

@@ -70,3 +70,30 @@ def test_sandbox_then_connection_fetch_and_reconcile_its_crm_export(
 def test_a_port_out_of_range_is_bad_usage(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sandbox", "--port", "70000"]) == 2
     assert "--port 0-65535" in capsys.readouterr().err
+
+
+def test_sandbox_demo_adds_a_connection_per_system(
+    tmp_path: Path, isolated_home: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`sandbox --demo` makes demo, demo-mykaarma and demo-dy; without a keyring the keys are
+    printed as environment variables, with which every connection then works."""
+    process, printed = start_sandbox("--records", "30", "--demo")
+    try:
+        assert "Demo connections" in printed
+        # Without a Secret Service the keys are printed as `export NAME=value` lines (they
+        # hold no ":", so start_sandbox keeps each whole line as a key); with one they are in
+        # the keyring and no line is printed.
+        for line in printed:
+            if line.startswith("export "):
+                variable, value = line.removeprefix("export ").split("=", 1)
+                os.environ[variable] = value
+        for name in ("demo", "demo-mykaarma", "demo-dy"):
+            assert main(["connection", "test", name]) == 0, capsys.readouterr()
+        out = capsys.readouterr().out
+        assert "myKaarma" in out and "Dynamic Yield" in out
+    finally:
+        for variable in list(os.environ):
+            if variable.startswith("OPTOUT_DESK_SECRET_DEMO"):
+                del os.environ[variable]
+        code, _ = stop(process)
+    assert code == 0
