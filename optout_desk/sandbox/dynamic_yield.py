@@ -86,6 +86,9 @@ class DynamicYieldState(ServiceBase):
         self._keys: dict[str, tuple[str, str]] = {}  # key -> (data centre, kind)
         self._centres = {dc: _DataCentre() for dc in DATA_CENTRES}
         self._windows: dict[str, tuple[float, int]] = {}
+        # (data centre, route, body) of every request applied, in arrival order: what
+        # reliability checks compare a journal's payloads with.
+        self.accepted: list[tuple[str, str, dict[str, Any]]] = []
 
     # -- set-up and inspection -----------------------------------------------------------
 
@@ -217,6 +220,7 @@ class DynamicYieldState(ServiceBase):
         stored = value.strip().lower() if kind == "email" else value.strip()
         with self._lock:
             self._centres[data_centre].optouts.add((channel, str(kind), stored))
+            self.accepted.append((data_centre, f"channel:{channel}", payload))
         return self._success()
 
     def _event(self, data_centre: str, payload: dict[str, Any]) -> Reply:
@@ -254,6 +258,7 @@ class DynamicYieldState(ServiceBase):
             centre = self._centres[data_centre]
             centre.push_ids.update(push_ids)
             centre.events.extend(e for e in events if isinstance(e, dict))
+            self.accepted.append((data_centre, "collect/user/event", payload))
         return self._success()
 
 
