@@ -14,7 +14,7 @@ import getpass
 import os
 from typing import Any
 
-from optout_desk.connectors import checkmarket
+from optout_desk.connectors import checkmarket, registry
 
 
 def register(subparsers: Any) -> None:
@@ -36,8 +36,9 @@ def register(subparsers: Any) -> None:
         "and they are saved in the OS keyring.",
     )
     add.add_argument("name", metavar="NAME", help="a name of your choice, e.g. 'acme-eu'")
-    add.add_argument("--system", default="checkmarket", choices=["checkmarket"],
-                     help="the platform (default: checkmarket)")
+    add.add_argument("--system", default="checkmarket", choices=sorted(registry.SYSTEMS),
+                     help="the platform (default: checkmarket; inbox-relay: a receiver's "
+                     "pull API, with --base-url)")
     where = add.add_mutually_exclusive_group(required=True)
     where.add_argument("--region", choices=sorted(checkmarket.REGIONS),
                        help="the platform's data centre")

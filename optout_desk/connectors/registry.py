@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from optout_desk.connectors import checkmarket
+from optout_desk.connectors import checkmarket, inbox_relay
 from optout_desk.connectors.errors import ConfigurationError
 from optout_desk.connectors.http import validate_base_url
 
@@ -35,6 +35,16 @@ SYSTEMS: dict[str, SystemInfo] = {
         regions={**checkmarket.REGIONS, CUSTOM_REGION: ""},
         capabilities=frozenset({"list_all", "submit", "receive"}),
         default_region="eu",
+    ),
+    # A receiver on an always-on host, read through its pull API (issue 12). Minimal entry
+    # until the connector contract declares it as a "list" source.
+    "inbox-relay": SystemInfo(
+        label="Inbox relay (optout-desk receive)",
+        secret_fields=inbox_relay.SECRET_FIELDS,
+        secret_labels=("Pull API token",),
+        regions={CUSTOM_REGION: ""},
+        capabilities=frozenset({"list"}),
+        default_region=CUSTOM_REGION,
     ),
 }
 
@@ -83,4 +93,8 @@ def open_client(system: str, base_url: str, secrets: Mapping[str, str],
         return checkmarket.CheckMarketClient(
             checkmarket.CheckMarketSettings.from_mapping(validate_base_url(base_url), settings),
             secrets["MASTER_KEY"], secrets["KEY"])
+    if system == "inbox-relay":
+        # Only check() is used on it (connection test) until the connector contract lands.
+        return cast(checkmarket.CheckMarketClient, inbox_relay.InboxRelayClient(
+            validate_base_url(base_url), secrets["TOKEN"]))
     raise ConfigurationError(f"No client for system '{system}' yet.")
