@@ -184,11 +184,12 @@ def record(conn: sqlite3.Connection, event: InboxEvent, received_at: str) -> Rec
         "INSERT INTO inbox_events (seq, source, system, event_id, event, kind, id_kind, "
         "identifier, phone, occurred_at, received_at, last_delivery_at, deliveries, reason_id, "
         "reason_label, free_text, campaign, user_id, group_id, short_link, details_json) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,1,?,?,?,?,?,?,?,?) "
+        "VALUES ((SELECT COALESCE(MAX(seq), 0) + 1 FROM inbox_events),"
+        "?,?,?,?,?,?,?,?,?,?,?,1,?,?,?,?,?,?,?,?) "
         "ON CONFLICT (source, event_id) DO UPDATE SET deliveries = deliveries + 1, "
         "last_delivery_at = excluded.last_delivery_at, seq = excluded.seq "
         "RETURNING id, deliveries",
-        (_next_seq(conn), event.source, event.system, event.event_id, event.event, event.kind,
+        (event.source, event.system, event.event_id, event.event, event.kind,
          event.id_kind, event.identifier, event.phone, event.occurred_at, received_at,
          received_at, event.reason_id, event.reason_label, event.free_text, event.campaign,
          event.user_id, event.group_id, event.short_link,

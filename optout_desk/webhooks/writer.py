@@ -8,8 +8,9 @@ returns), and only then resolves every request of the batch. So:
 - nothing is acknowledged before it is on disk: a kill -9 after a 2xx loses nothing;
 - 32 concurrent deliveries cost one fsync per batch, not one each (while one commit is being
   fsynced, the next batch gathers);
-- an operation that fails (a bug, a constraint) rolls back only its savepoint and fails only
-  its own request; a failed COMMIT fails the whole batch, and none of it is acknowledged.
+- an operation that fails (a bug, a constraint) fails only its own request: the batch is
+  rolled back and run again with a SAVEPOINT per operation; a failed COMMIT fails the whole
+  batch, and none of it is acknowledged.
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ T = TypeVar("T")
 
 MAX_BATCH = 1000
 _STOP = object()
+
+
+class _OperationFailed(Exception):
+    """One operation of a batch raised: the batch is rolled back and run again isolated."""
 
 
 class WriterStopped(RuntimeError):
@@ -119,35 +124,63 @@ class GroupCommitWriter:
         finally:
             conn.close()
             self._fail_queued()
+            log.info("inbox writer: %d operations in %d commits", self.operations, self.batches)
 
     def _commit(self, conn: sqlite3.Connection,
                 batch: list[tuple[Callable[[sqlite3.Connection], Any], Future[Any]]]) -> None:
-        outcomes: list[tuple[Any, BaseException | None]] = []
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            for operation, _future in batch:
-                conn.execute("SAVEPOINT op")
-                try:
-                    result = operation(conn)
-                except Exception as exc:
-                    conn.execute("ROLLBACK TO op")
-                    conn.execute("RELEASE op")
-                    outcomes.append((None, exc))
-                    continue
-                conn.execute("RELEASE op")
-                outcomes.append((result, None))
-            conn.execute("COMMIT")
+            outcomes = self._run_batch(conn, batch, isolated=False)
+        except _OperationFailed:
+            # Rare: one operation failed. Do the batch again with a savepoint per operation,
+            # so only that one fails (savepoints cost two statements each: not on the fast
+            # path).
+            try:
+                outcomes = self._run_batch(conn, batch, isolated=True)
+            except Exception as exc:
+                self._fail_batch(conn, batch, exc)
+                return
         except Exception as exc:
-            log.error("inbox commit of %d operations failed: %s", len(batch), type(exc).__name__)
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            for _operation, future in batch:
-                _resolve(future, None, exc)
+            self._fail_batch(conn, batch, exc)
             return
         self.batches += 1
         self.operations += len(batch)
         for (_operation, future), (result, error) in zip(batch, outcomes, strict=True):
             _resolve(future, result, error)
+
+    def _run_batch(self, conn: sqlite3.Connection,
+                   batch: list[tuple[Callable[[sqlite3.Connection], Any], Future[Any]]], *,
+                   isolated: bool) -> list[tuple[Any, BaseException | None]]:
+        outcomes: list[tuple[Any, BaseException | None]] = []
+        conn.execute("BEGIN IMMEDIATE")
+        for operation, _future in batch:
+            if not isolated:
+                try:
+                    outcomes.append((operation(conn), None))
+                except Exception as exc:
+                    conn.execute("ROLLBACK")
+                    raise _OperationFailed() from exc
+                continue
+            conn.execute("SAVEPOINT op")
+            try:
+                result = operation(conn)
+            except Exception as exc:
+                conn.execute("ROLLBACK TO op")
+                conn.execute("RELEASE op")
+                outcomes.append((None, exc))
+                continue
+            conn.execute("RELEASE op")
+            outcomes.append((result, None))
+        conn.execute("COMMIT")
+        return outcomes
+
+    def _fail_batch(self, conn: sqlite3.Connection,
+                    batch: list[tuple[Callable[[sqlite3.Connection], Any], Future[Any]]],
+                    exc: Exception) -> None:
+        log.error("inbox commit of %d operations failed: %s", len(batch), type(exc).__name__)
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        for _operation, future in batch:
+            _resolve(future, None, exc)
 
     def _fail_queued(self) -> None:
         while True:
