@@ -63,6 +63,7 @@ class DemoStarted:
     sandboxes: list[Any]
     connections: list[str]
     spreadsheet: Path | None = None  # a demo CRM export to reconcile against the first one
+    inbox: Any = None  # ui/inbox_demo.InboxDemo: a local receiver and a trickle of webhooks
 
 
 def start_demo(_progress: ProgressCallback, cancel: CancelToken) -> DemoStarted:
@@ -84,7 +85,18 @@ def start_demo(_progress: ProgressCallback, cancel: CancelToken) -> DemoStarted:
             sandbox.stop()
         raise
     log.info("demo mode: %d sandbox(es) running", len(started))
-    return DemoStarted(started, names, _write_spreadsheet(started[0]) if started else None)
+    return DemoStarted(started, names, _write_spreadsheet(started[0]) if started else None,
+                       _start_inbox(started[0], names[0]) if started else None)
+
+
+def _start_inbox(sandbox: Any, connection: str) -> Any:
+    from optout_desk.ui.inbox_demo import start_inbox_demo
+
+    try:
+        return start_inbox_demo(sandbox, connection)
+    except Exception:  # the rest of the demo works without it
+        log.warning("the demo inbox could not start", exc_info=True)
+        return None
 
 
 def _write_spreadsheet(sandbox: Any) -> Path | None:
@@ -123,6 +135,8 @@ def _ensure_connection(name: str, sandbox: Any) -> None:
 def stop_demo(started: DemoStarted | None) -> None:
     if started is None:
         return
+    if started.inbox is not None:
+        started.inbox.stop()
     for sandbox in started.sandboxes:
         try:
             sandbox.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from typing import Any
 
 import pytest
@@ -82,7 +83,7 @@ def test_lox24_accepts_both_spellings_of_the_total(total_field: str) -> None:
     data[total_field] = 4
     assert not isinstance(parse("lox24", "lox", body(data), {}), Ignored)
     data[total_field] = 5
-    with pytest.raises(PayloadError, match=f"{total_field} must be from 1 to 4"):
+    with pytest.raises(PayloadError, match=re.escape(f"{total_field} must be from 1 to 4")):
         parse("lox24", "lox", body(data), {})
 
 
@@ -126,7 +127,7 @@ def test_lox24_refusals_name_the_field(data: dict[str, Any], reason: str) -> Non
 def test_lox24_without_any_created_at_is_refused() -> None:
     data = _without("data.created_at")
     data.pop("created_at")
-    with pytest.raises(PayloadError, match="data.created_at is missing"):
+    with pytest.raises(PayloadError, match=r"data\.created_at is missing"):
         parse("lox24", "lox", body(data), {})
 
 
