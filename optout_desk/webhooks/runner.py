@@ -25,6 +25,7 @@ from typing import Any
 
 import uvicorn
 
+from optout_desk import paths
 from optout_desk.core.errors import BadInputError
 from optout_desk.store import inbox
 from optout_desk.webhooks.receiver import HandshakeHandler, create_app
@@ -68,7 +69,9 @@ class Receiver:
     def __init__(self, options: ReceiverOptions | None = None, *, db_path: Path | None = None,
                  on_handshake: HandshakeHandler | None = None) -> None:
         self.options = options or ReceiverOptions()
-        self._db_path = db_path
+        # Pinned now: every connection the receiver opens (writer, source directory, pull
+        # API) uses the same database, whatever the process's data folder becomes later.
+        self._db_path = db_path or paths.database_path()
         self._on_handshake = on_handshake or default_handshake_handler()
         self._socket: socket.socket | None = None
         self._server: uvicorn.Server | None = None
