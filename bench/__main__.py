@@ -22,6 +22,7 @@ BENCHMARKS = (
     "bench_submit",
     "bench_table",
     "bench_gui_stall",
+    "bench_receiver",
 )
 
 

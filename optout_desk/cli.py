@@ -26,6 +26,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "reconcile",
     "submit",
     "history",
+    "receive",
+    "inbox",
 )
 
 

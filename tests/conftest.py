@@ -38,4 +38,5 @@ pytest_plugins = [
     "tests.fixtures.keyring",
     "tests.fixtures.gui",
     "tests.fixtures.spreadsheets",
+    "tests.fixtures.receiver",
 ]

@@ -38,15 +38,15 @@ def register(subparsers: Any) -> None:
         description="Add a connection. When the system's OPTOUT_DESK_SECRET_<NAME>_<FIELD> "
         "variables are set (" + "; ".join(
             f"{info.id}: " + ", ".join(info.secret_fields)
-            for info in registry.SYSTEMS.values()) + "), the keys are read from them on every "
+            for info in registry.connectable()) + "), the keys are read from them on every "
         "run and not copied into the keyring (unless --store-keys). Otherwise, in a terminal, "
         "you are asked for the keys (hidden) and they are saved in the OS keyring.",
     )
     add.add_argument("name", metavar="NAME", help="a name of your choice, e.g. 'acme-eu'")
-    add.add_argument("--system", default="checkmarket", choices=sorted(registry.SYSTEMS),
+    systems = sorted(registry.connectable(), key=lambda info: info.id)
+    add.add_argument("--system", default="checkmarket", choices=[info.id for info in systems],
                      help="the platform (default: checkmarket): "
-                     + "; ".join(f"{key} = {info.label}" for key, info in
-                                 sorted(registry.SYSTEMS.items())))
+                     + "; ".join(f"{info.id} = {info.label}" for info in systems))
     where = add.add_mutually_exclusive_group()
     regions = sorted({r for info in registry.SYSTEMS.values() for r in info.regions
                       if r != registry.CUSTOM_REGION})

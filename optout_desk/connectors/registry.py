@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from optout_desk.connectors import checkmarket, dynamic_yield, mykaarma
+from optout_desk.connectors import checkmarket, dynamic_yield, inbox_relay, mykaarma
 from optout_desk.connectors.base import (
     Capability,
     Client,
@@ -53,6 +53,11 @@ def _dynamic_yield_client(base_url: str, secrets: Mapping[str, str],
         dynamic_yield.DynamicYieldSettings.from_mapping(base_url, settings), secrets["API_KEY"])
 
 
+def _relay_client(base_url: str, secrets: Mapping[str, str],
+                  settings: Mapping[str, Any]) -> Client:
+    return inbox_relay.InboxRelayClient(base_url, secrets["TOKEN"])
+
+
 def _paced(settings: Mapping[str, Any]) -> Pacing:
     """Concurrency and requests per second as the connection's settings say (the client
     paces itself; this is what the preview estimates with)."""
@@ -68,7 +73,7 @@ SYSTEMS: dict[str, SystemInfo] = {
             secrets=(SecretField("MASTER_KEY", "Master key", "CheckMarket: Account > API keys"),
                      SecretField("KEY", "Key", "CheckMarket: Account > API keys")),
             settings=checkmarket.SETTINGS,
-            capabilities=frozenset({Capability.LIST, Capability.SUBMIT}),
+            capabilities=frozenset({Capability.LIST, Capability.SUBMIT, Capability.RECEIVE}),
             regions={**checkmarket.REGIONS, CUSTOM_REGION: ""},
             default_region="eu",
             routes=checkmarket.ROUTES,
@@ -106,6 +111,28 @@ SYSTEMS: dict[str, SystemInfo] = {
             payload_format=dynamic_yield.DynamicYieldFormat.from_settings,
             pacing=_paced,
         ),
+        # A receiver on an always-on host (`optout-desk receive`), read through its pull API:
+        # its list is the opt-outs it received.
+        SystemInfo(
+            id="inbox-relay",
+            label="Inbox relay (optout-desk receive)",
+            secrets=(SecretField("TOKEN", "Pull API token",
+                                 "printed by `optout-desk inbox api-token` on the relay"),),
+            settings=(),
+            capabilities=frozenset({Capability.LIST}),
+            regions={CUSTOM_REGION: ""},
+            default_region=CUSTOM_REGION,
+            open_client=_relay_client,
+        ),
+        # Pushes unsubscribes by webhook only (no API the desk calls): a webhook source of the
+        # inbox, never a connection.
+        SystemInfo(
+            id="lox24",
+            label="LOX24",
+            secrets=(),
+            settings=(),
+            capabilities=frozenset({Capability.RECEIVE}),
+        ),
     )
 }
 
@@ -126,6 +153,11 @@ def system_label(system: str) -> str:
 
 def systems_that(capability: Capability) -> list[SystemInfo]:
     return [info for info in SYSTEMS.values() if info.can(capability)]
+
+
+def connectable() -> list[SystemInfo]:
+    """The systems a connection can be made to (the ones the desk calls)."""
+    return [info for info in SYSTEMS.values() if info.open_client is not None]
 
 
 def base_url_for(system: str, region: str | None, custom_url: str | None) -> str:

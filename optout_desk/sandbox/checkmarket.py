@@ -29,6 +29,7 @@ from typing import Any
 from urllib.parse import parse_qs, quote
 
 from optout_desk.core.records import canonical_timestamp
+from optout_desk.sandbox.checkmarket_hooks import HookRegistry
 from optout_desk.sandbox.data import (
     TICKS_PER_SECOND,
     Generator,
@@ -146,6 +147,7 @@ class CheckMarketState:
         self.base_url = ""  # set by the server once it listens
         self.submitted: list[dict[str, Any]] = []
         self.request_log: list[RequestLogEntry] = []
+        self.hooks = HookRegistry()  # webhooks (sandbox/checkmarket_hooks.py)
 
     # -- the contract ------------------------------------------------------------------
 
@@ -216,6 +218,12 @@ class CheckMarketState:
         fault = self._take_fault(path)
         if fault is not None:
             return self._fault_reply(fault)
+        if path == "3/hooks" or path.startswith("3/hooks/"):
+            denied = self._authorise(headers, ROLE_READ)  # Panelist.Optout: Contacts (read)
+            return denied or self.hooks.handle(
+                method, path, headers, body,
+                lambda status, data: Reply(status, _envelope(status, data)), error_reply,
+                {s: f"Survey {s}" for s in self._survey_ids})
         is_optouts = path == "3/contacts/optouts"
         survey = _SURVEY_PATH.match(path)
         if not (is_optouts or survey or path == "3/throttle"):
@@ -408,6 +416,7 @@ class CheckMarketState:
         self._rows.append(row)
         self._ticks.append(row.ticks)
         self._index(row)
+        self.hooks.optout_added(dict(row.data), tuple(row.surveys))
 
     def _index(self, row: Row) -> None:
         if row.email_key:

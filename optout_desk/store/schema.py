@@ -145,4 +145,69 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (connection_id, kind, value)
     ) WITHOUT ROWID;
     """,
+    # 5: the webhook inbox (store/inbox.py): sources, received events, forwarding, settings
+    """
+    CREATE TABLE inbox_sources (
+        id            INTEGER PRIMARY KEY,
+        name          TEXT NOT NULL UNIQUE,
+        system        TEXT NOT NULL,            -- 'checkmarket' | 'lox24'
+        token_hash    TEXT NOT NULL UNIQUE,     -- SHA-256 of the URL token (the token: keyring)
+        connection    TEXT,                     -- CheckMarket: the connection owning the hook
+        webhook_id    INTEGER,                  -- CheckMarket's WebhookId once registered
+        survey_id     INTEGER,
+        hook_state    TEXT NOT NULL DEFAULT '', -- '' | registered | active | activation-failed
+        hook_message  TEXT NOT NULL DEFAULT '',
+        created_at    TEXT NOT NULL,
+        last_event_at TEXT                      -- last accepted delivery (UTC ISO-8601)
+    );
+
+    -- One row per unique event; a repeated delivery only bumps `deliveries` and `seq`.
+    CREATE TABLE inbox_events (
+        id               INTEGER PRIMARY KEY,
+        seq              INTEGER NOT NULL UNIQUE,  -- change cursor of the pull API
+        source           TEXT NOT NULL,            -- the source's name when it arrived
+        system           TEXT NOT NULL,
+        event_id         TEXT NOT NULL,            -- the platform's id (dedupe key per source)
+        event            TEXT NOT NULL,            -- the platform's event name
+        kind             TEXT NOT NULL,            -- 'optout' | 'resubscribe'
+        id_kind          TEXT NOT NULL,            -- 'email' | 'phone'
+        identifier       TEXT NOT NULL,            -- normalised email or E.164 phone
+        phone            TEXT NOT NULL DEFAULT '', -- a second identifier (a contact with both)
+        occurred_at      TEXT NOT NULL,            -- when it happened on the platform
+        received_at      TEXT NOT NULL,            -- first delivery
+        last_delivery_at TEXT NOT NULL,
+        deliveries       INTEGER NOT NULL DEFAULT 1,
+        reason_id        INTEGER,
+        reason_label     TEXT NOT NULL DEFAULT '',
+        free_text        TEXT NOT NULL DEFAULT '',
+        campaign         TEXT NOT NULL DEFAULT '',
+        user_id          INTEGER,
+        group_id         INTEGER,
+        short_link       TEXT NOT NULL DEFAULT '',
+        details_json     TEXT NOT NULL DEFAULT '{}', -- other ids (request id, contact id...)
+        UNIQUE (source, event_id)
+    );
+    CREATE INDEX inbox_events_by_identifier ON inbox_events (identifier);
+
+    CREATE TABLE inbox_forwards (
+        event_row    INTEGER NOT NULL REFERENCES inbox_events(id) ON DELETE CASCADE,
+        destination  TEXT NOT NULL,               -- the connection it was submitted to
+        plan_id      INTEGER,
+        forwarded_at TEXT NOT NULL,
+        PRIMARY KEY (event_row, destination)
+    ) WITHOUT ROWID;
+
+    -- Entries handed to the Submit page, settled once a plan tagged with the request completes.
+    CREATE TABLE inbox_forward_requests (
+        id         INTEGER PRIMARY KEY,
+        created_at TEXT NOT NULL,
+        event_rows TEXT NOT NULL,                 -- JSON list of inbox_events.id
+        settled    INTEGER NOT NULL DEFAULT 0
+    );
+
+    CREATE TABLE inbox_settings (
+        name  TEXT PRIMARY KEY,                   -- public_url, api_token_hash, cursor:<relay>
+        value TEXT NOT NULL
+    ) WITHOUT ROWID;
+    """,
 ]

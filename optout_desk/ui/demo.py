@@ -47,6 +47,7 @@ class DemoStarted:
     services: Any  # workflows.demo.DemoServices
     connections: list[str]
     spreadsheet: Path | None = None  # a demo CRM export to reconcile against the first one
+    inbox: Any = None  # ui/inbox_demo.InboxDemo: a local receiver and a trickle of webhooks
 
     @property
     def sandboxes(self) -> list[Any]:
@@ -67,7 +68,18 @@ def start_demo(_progress: ProgressCallback, cancel: CancelToken) -> DemoStarted:
         services.stop()
         raise
     return DemoStarted(services, [c.name for c in services.connections],
-                       _write_spreadsheet(services.checkmarket))
+                       _write_spreadsheet(services.checkmarket),
+                       _start_inbox(services.checkmarket, services.connections[0].name))
+
+
+def _start_inbox(sandbox: Any, connection: str) -> Any:
+    from optout_desk.ui.inbox_demo import start_inbox_demo
+
+    try:
+        return start_inbox_demo(sandbox, connection)
+    except Exception:  # the rest of the demo works without it
+        log.warning("the demo inbox could not start", exc_info=True)
+        return None
 
 
 def _write_spreadsheet(sandbox: Any) -> Path | None:
@@ -82,5 +94,8 @@ def _write_spreadsheet(sandbox: Any) -> Path | None:
 
 
 def stop_demo(started: DemoStarted | None) -> None:
-    if started is not None:
-        started.services.stop()
+    if started is None:
+        return
+    if started.inbox is not None:
+        started.inbox.stop()
+    started.services.stop()

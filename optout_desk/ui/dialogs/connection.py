@@ -59,13 +59,13 @@ class SystemChoice:
 
 
 def available_systems() -> list[SystemChoice]:
-    from optout_desk.connectors.registry import SYSTEMS
+    from optout_desk.connectors.registry import connectable
 
     return [
-        SystemChoice(key, info.label, tuple(info.secret_fields), tuple(info.secret_labels),
-                     dict(info.regions), info.default_region, tuple(info.settings),
-                     info.abilities())
-        for key, info in SYSTEMS.items()
+        SystemChoice(info.id, info.label, tuple(info.secret_fields),
+                     tuple(info.secret_labels), dict(info.regions), info.default_region,
+                     tuple(info.settings), info.abilities())
+        for info in connectable()
     ]
 
 

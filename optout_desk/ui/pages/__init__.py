@@ -105,6 +105,11 @@ _submit = _page_or_placeholder(
     "Submit arrives with the journaled bulk submission: preview the exact opt-outs, send them "
     "in batches, resume after a crash, and verify by re-fetching.",
 )
+_inbox = _page_or_placeholder(
+    "inbox", "InboxPage", "Inbox",
+    "Opt-outs pushed by CheckMarket and LOX24 webhooks land here, including resubscribes for "
+    "a person to decide about.",
+)
 _history = _page_or_placeholder(
     "history", "HistoryPage", "History",
     "History arrives with the submission journal: every fetch, reconcile and submit run, who "
@@ -117,14 +122,7 @@ PAGES: list[PageSpec] = [
     PageSpec("optouts", "Opt-outs", "SP_FileDialogDetailedView", _optouts),
     PageSpec("reconcile", "Reconcile", "SP_BrowserReload", _reconcile, SPREADSHEET_SUFFIXES),
     PageSpec("submit", "Submit", "SP_ArrowUp", _submit),
-    PageSpec(
-        "inbox", "Inbox", "SP_DirHomeIcon",
-        _placeholder(
-            "Inbox",
-            "The inbox arrives with webhooks: opt-outs pushed by CheckMarket and LOX24 will "
-            "land here, including resubscribes for a person to decide about.",
-        ),
-    ),
+    PageSpec("inbox", "Inbox", "SP_DirHomeIcon", _inbox),
     PageSpec("history", "History", "SP_FileDialogContentsView", _history),
 ]
 

@@ -12,6 +12,7 @@ so a fast destination cannot flood the event loop nor hide a slow one's reports.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,7 @@ class SubmitPage(QWidget):
         self.inputs: list[PlanInput] = []
         self.origin = ""
         self.compared_with: str | None = None
+        self.source_sha256: str | None = None
         self.matrix_preview: submission.SubmissionPreview | None = None
         self.preview: SubmissionPreviewDialog | PreviewDialog | None = None
         self.outcome: submission.SubmissionOutcome | None = None
@@ -260,13 +262,15 @@ class SubmitPage(QWidget):
     # --- inputs ----------------------------------------------------------------------------
 
     def load_inputs(self, inputs: list[PlanInput], origin: str,
-                    compared_with: str | None = None) -> None:
+                    compared_with: str | None = None, source_sha256: str | None = None
+                    ) -> None:
         """From MainWindow.send_to_submit (the Reconcile page's "To submit" bucket…) or a
         file. The text box is emptied (pasted text would replace these) and shows a sample.
         `compared_with` is the connection the identifiers were reconciled against: it is
         ticked, and the page says so when another destination is ticked too."""
         self.inputs = list(inputs)
         self.origin = origin
+        self.source_sha256 = source_sha256
         self.compared_with = compared_with
         self.paste.blockSignals(True)
         self.paste.clear()
@@ -298,14 +302,16 @@ class SubmitPage(QWidget):
         text file (one identifier per line), read in the background."""
         region = self._region()
 
-        def work(progress: ProgressCallback, cancel: CancelToken) -> tuple[list[PlanInput], str]:
+        def work(progress: ProgressCallback, cancel: CancelToken
+                 ) -> tuple[list[PlanInput], str, None, str]:
             if path.suffix.lower() in submit.SPREADSHEET_SUFFIXES:
-                inputs, name, _ = submit.inputs_from_spreadsheet(
+                inputs, name, sha = submit.inputs_from_spreadsheet(
                     path, region=region, progress=progress, cancel=cancel)
-                return inputs, name
-            text = path.read_text(encoding="utf-8-sig", errors="replace")
-            return inputs_from_lines(text.splitlines(), region=region,
-                                     source_file=path.name), path.name
+                return inputs, name, None, sha
+            data = path.read_bytes()
+            text = data.decode("utf-8-sig", errors="replace")
+            return (inputs_from_lines(text.splitlines(), region=region, source_file=path.name),
+                    path.name, None, hashlib.sha256(data).hexdigest())
 
         self._label_before_reading = self.source_label.text()
         self.source_label.setText(f"Reading {path.name}…")
@@ -333,6 +339,7 @@ class SubmitPage(QWidget):
         if text.strip():
             self.origin = "pasted text"
             self.compared_with = None
+            self.source_sha256 = None
             return inputs_from_lines(text.splitlines(), region=self._region())
         return self.inputs
 
@@ -353,9 +360,15 @@ class SubmitPage(QWidget):
             return
         compared = self.compared_with
 
+        # The journal and the history name where the identifiers came from: the file (with its
+        # SHA-256), or the origin ("reconcile of crm.xlsx", "Inbox forward #3"), which the
+        # Inbox page finds its forwarded entries by.
+        origin, sha = self.origin, self.source_sha256
+
         def work(_p: ProgressCallback, _c: CancelToken) -> submission.SubmissionPreview:
-            return submission.prepare_submission(names, inputs, origin=self.origin,
-                                                 compared_with=compared)
+            return submission.prepare_submission(names, inputs, origin=origin,
+                                                 source_file=origin or None,
+                                                 source_sha256=sha, compared_with=compared)
 
         self.plan_task = run_task(self, work, on_success=self._planned,
                                   on_failure=self._failed, name="plan destinations")

@@ -1,0 +1,182 @@
+"""Webhook receiver throughput: deliveries per second and time to acknowledge, with every event
+committed (synchronous=FULL, group commit) before its 2xx — beside a bare uvicorn app that
+answers 200 without reading or storing anything, in the same run, on the same uvicorn settings.
+
+    python -m bench.bench_receiver            # 32 concurrent senders, 6,000 deliveries each run
+    python -m bench.bench_receiver --full     # 32 concurrent senders, 30,000 deliveries
+
+Targets (issue 12): at least half the bare rate, p99 time to acknowledge <= 100 ms, at 32
+concurrent senders. Each server runs in its own process; the load comes from one asyncio
+process over 32 keep-alive connections with a minimal HTTP/1.1 client (an httpx client would
+be the bottleneck, not the servers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench.reliability_receiver import free_port
+from optout_desk.sandbox.lox24 import generate_events
+
+SENDERS = 32
+
+
+async def bare_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """The baseline: answers every request 200 with a small JSON body, stores nothing."""
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    body = b'{"status":"stored","deliveries":1}'
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _starlette_hook(request: Any) -> Any:
+    from starlette.responses import JSONResponse
+
+    await request.body()
+    return JSONResponse({"status": "stored", "deliveries": 1})
+
+
+def _starlette_app() -> Any:
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
+    return Starlette(routes=[Route("/hooks/{token}", _starlette_hook, methods=["POST"])])
+
+
+# A second reference: the same framework (a Starlette route that reads the body and answers
+# 200), storing nothing. Between it and the receiver lies what validating and committing cost.
+starlette_app = _starlette_app()
+
+
+def start(command: list[str], port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with __import__("socket").create_connection(("127.0.0.1", port), timeout=0.2):
+                return process
+        except OSError:
+            time.sleep(0.05)
+    process.kill()
+    raise RuntimeError(f"server did not start: {command}")
+
+
+async def _sender(port: int, path: str, bodies: list[bytes], latencies: list[float],
+                  statuses: list[int]) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        for body in bodies:
+            request = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                       f"application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+            started = time.perf_counter()
+            writer.write(request + body)
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head.split(b" ", 2)[1])
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":", 1)[1])
+            await reader.readexactly(length)
+            latencies.append(time.perf_counter() - started)
+            statuses.append(status)
+    finally:
+        writer.close()
+
+
+def load(port: int, path: str, bodies: list[bytes]) -> dict[str, float]:
+    latencies: list[float] = []
+    statuses: list[int] = []
+    shares = [bodies[i::SENDERS] for i in range(SENDERS)]
+
+    async def run() -> float:
+        started = time.perf_counter()
+        await asyncio.gather(*(_sender(port, path, share, latencies, statuses)
+                               for share in shares))
+        return time.perf_counter() - started
+
+    seconds = asyncio.run(run())
+    bad = sum(1 for s in statuses if s != 200)
+    if bad:
+        raise RuntimeError(f"{bad} deliveries were not answered 200")
+    latencies.sort()
+    return {"rate": len(bodies) / seconds, "p50_ms": 1000 * statistics.median(latencies),
+            "p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))]}
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--full", action="store_true")
+    args = parser.parse_args(argv)
+    count = 30_000 if args.full else 6_000
+    events = generate_events(count + 1000, seed=5, resubscribe_share=0.0)
+    bodies = [orjson.dumps({**e, "attempt_number": 1, "attempts_total": 4}) for e in events]
+    warm, measured = bodies[:1000], bodies[1000:]
+    with tempfile.TemporaryDirectory(prefix="optout-desk-bench-receiver-") as folder:
+        home = Path(folder)
+        env = {**os.environ, "OPTOUT_DESK_HOME": str(home)}
+        os.environ["OPTOUT_DESK_HOME"] = str(home)
+        from optout_desk.workflows import inbox
+
+        _source, token = inbox.add_source("bench", "lox24", keep_token=False)
+        results = {}
+        for name, command, path in (
+            ("bare uvicorn (200, nothing stored)",
+             [sys.executable, "-m", "uvicorn", "bench.bench_receiver:bare_app",
+              "--no-access-log", "--log-level", "warning"], "/hooks/x"),
+            ("Starlette route (body read, 200, nothing stored)",
+             [sys.executable, "-m", "uvicorn", "bench.bench_receiver:starlette_app",
+              "--no-access-log", "--log-level", "warning"], "/hooks/x"),
+            ("optout-desk receive (stored, synchronous=FULL)",
+             [sys.executable, "-m", "optout_desk", "receive"], f"/hooks/{token}"),
+        ):
+            port = free_port()
+            process = start([*command, "--port", str(port)], port, env)
+            try:
+                load(port, path, warm)
+                results[name] = load(port, path, measured)
+            finally:
+                process.terminate()
+                process.wait(20)
+        import sqlite3
+
+        conn = sqlite3.connect(home / "optout-desk.sqlite3")
+        stored = conn.execute("SELECT COUNT(*) FROM inbox_events").fetchone()[0]
+        conn.close()
+    print(f"{len(measured):,} LOX24 deliveries per run, {SENDERS} concurrent senders "
+          f"(after {len(warm):,} warm-up deliveries)")
+    for name, figures in results.items():
+        print(f"  {name:50s} {figures['rate']:8,.0f} deliveries/s   p50 "
+              f"{figures['p50_ms']:6.1f} ms   p99 {figures['p99_ms']:6.1f} ms")
+    bare, framework, ours = results.values()
+    ratio = ours["rate"] / bare["rate"]
+    print(f"  ratio to bare: {ratio:.2f} (target >= 0.50); to the Starlette route: "
+          f"{ours['rate'] / framework['rate']:.2f}; p99 {ours['p99_ms']:.1f} ms "
+          f"(target <= 100 ms); events stored: {stored:,} of {len(bodies):,}")
+    ok = ratio >= 0.5 and ours["p99_ms"] <= 100 and stored == len(bodies)
+    print("targets: " + ("met" if ok else "NOT met"))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

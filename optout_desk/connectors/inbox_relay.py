@@ -1,0 +1,161 @@
+"""A relay: `optout-desk receive` on an always-on host, read through its pull API.
+
+`GET api/v1/events?after=CURSOR&limit=N` with `Authorization: Bearer <token>` answers the
+events created or re-delivered after the cursor, oldest first, with the cursor to ask with next
+(webhooks/receiver.py). The connection's secret field is TOKEN (keyring, or the environment
+variable OPTOUT_DESK_SECRET_<NAME>_TOKEN). The client can *list*: syncing a relay is an
+incremental fetch from the last cursor (workflows/inbox.pull_relay).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import orjson
+
+from optout_desk.connectors.base import CheckResult
+from optout_desk.connectors.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    MalformedResponseError,
+    PlatformError,
+    RejectedRequestError,
+)
+from optout_desk.connectors.http import HttpPolicy, HttpSession
+from optout_desk.core.errors import Cancelled
+from optout_desk.core.progress import (
+    NEVER_CANCELLED,
+    CancelToken,
+    Progress,
+    ProgressCallback,
+    no_progress,
+)
+from optout_desk.core.records import OptOutRecord, canonical_timestamp
+
+PLATFORM = "Inbox relay"
+SECRET_FIELDS = ("TOKEN",)
+EVENTS_PATH = "api/v1/events"
+PAGE_SIZE = 500
+
+
+@dataclass(frozen=True)
+class RelayPage:
+    events: list[dict[str, Any]]  # as webhooks/receiver.py sends them (store.inbox.entry_to_json)
+    next_after: int
+    more: bool
+    total: int | None
+
+
+class InboxRelayClient:
+    def __init__(self, base_url: str, token: str, *, timeout_s: float = 30.0,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        if not token:
+            raise ConfigurationError("The relay connection needs its pull API token.")
+        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        self._session = HttpSession(base_url, headers, HttpPolicy(timeout_s=timeout_s,
+                                                                  max_in_flight=1),
+                                    platform=PLATFORM, transport=transport)
+
+    def __repr__(self) -> str:
+        return f"InboxRelayClient({self._session.base_url})"
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> InboxRelayClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    @property
+    def host(self) -> str:
+        return self._session.host
+
+    def check(self) -> CheckResult:
+        """One small request: proves the URL and the token; says how many events it holds."""
+        page = self.list_events(after=0, limit=1)
+        total = page.total if page.total is not None else len(page.events)
+        return CheckResult(f"the relay at {self.host} holds {total:,} events.", total)
+
+    def list_optouts(self, *, since: str | None = None, survey_id: int | None = None,
+                     progress: ProgressCallback = no_progress,
+                     cancel: CancelToken = NEVER_CANCELLED) -> list[OptOutRecord]:
+        """The opt-outs the relay received (resubscribes are for a person to decide about,
+        never a record of the list), optionally only those that happened at or after `since`:
+        a relay's list, fetched like any other platform's."""
+        records: list[OptOutRecord] = []
+        fetched = 0
+        for page in self.iter_pages(after=0, cancel=cancel):
+            fetched += len(page.events)
+            progress(Progress(fetched, page.total, "events", records=len(records)))
+            for event in page.events:
+                record = _record(event)
+                if record is not None and (since is None or record.date_opt_out >= since):
+                    records.append(record)
+        return records
+
+    def list_events(self, *, after: int = 0, limit: int = PAGE_SIZE,
+                    cancel: CancelToken = NEVER_CANCELLED) -> RelayPage:
+        page, _ = self._session.request("GET", EVENTS_PATH,
+                                        params={"after": after, "limit": limit},
+                                        interpret=self._interpret, cancel=cancel)
+        return page
+
+    def iter_pages(self, *, after: int = 0, cancel: CancelToken = NEVER_CANCELLED
+                   ) -> Iterator[RelayPage]:
+        """Every page after the cursor, until the relay says there is no more."""
+        while True:
+            if cancel.cancelled:
+                raise Cancelled()
+            page = self.list_events(after=after, cancel=cancel)
+            yield page
+            if not page.more or page.next_after <= after:
+                return
+            after = page.next_after
+
+    def _interpret(self, response: httpx.Response) -> RelayPage:
+        host = self._session.host
+        status = response.status_code
+        if status == 401:
+            raise AuthenticationError(f"The relay at {host} refused the token: enter the "
+                                      "token `optout-desk inbox api-token` printed there.")
+        if status == 404:
+            raise ConfigurationError(f"{host} has no inbox pull API: check the base URL "
+                                     "points at `optout-desk receive`.")
+        if status >= 500:
+            raise PlatformError(f"The relay at {host} answered HTTP {status}; try again "
+                                "later.", status, None)
+        if status >= 300:
+            raise RejectedRequestError(f"The relay at {host} refused the request (HTTP "
+                                       f"{status}).", status, None)
+        try:
+            body = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("events"), list) or \
+                not isinstance(body.get("next_after"), int):
+            raise MalformedResponseError(f"The relay at {host} answered something that is "
+                                         "not its event list.")
+        total = body.get("total")
+        events = [e for e in body["events"] if isinstance(e, dict)]
+        return RelayPage(events, body["next_after"], body.get("more") is True,
+                         total if isinstance(total, int) else None)
+
+
+def _record(event: dict[str, Any]) -> OptOutRecord | None:
+    """An opt-out event as a record of the relay's list; None for anything else."""
+    if event.get("kind") != "optout":
+        return None
+    identifier = str(event.get("identifier") or "")
+    id_kind = event.get("id_kind")
+    try:
+        date = canonical_timestamp(str(event.get("occurred_at") or event.get("received_at")))
+    except ValueError:
+        return None
+    email = identifier if id_kind == "email" else ""
+    phone = identifier if id_kind == "phone" else str(event.get("phone") or "")
+    return OptOutRecord(date, email, phone, source=f"relay: {event.get('source', '')}")

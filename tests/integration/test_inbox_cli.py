@@ -1,0 +1,174 @@
+"""`optout-desk receive` and `optout-desk inbox …` as an operator runs them: a source's URL on
+the last line, a platform posting events, `inbox list` with exactly the unique events, a
+CheckMarket webhook registered and activated, forwarding, a relay pulled incrementally."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bench.reliability_receiver import ReceiverProcess, free_port
+from optout_desk.cli import main
+from optout_desk.sandbox.lox24 import Lox24Sender, generate_events
+from optout_desk.sandbox.server import Sandbox
+from optout_desk.webhooks.runner import Receiver
+from optout_desk.workflows import inbox
+
+
+def last_line(text: str) -> str:
+    return text.strip().splitlines()[-1]
+
+
+def test_receive_add_post_list_exactly_the_unique_events(
+        isolated_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    port = free_port()
+    assert main(["inbox", "add", "lox", "--system", "lox24", "--no-keyring",
+                 "--url", f"http://127.0.0.1:{port}"]) == 0
+    url = last_line(capsys.readouterr().out)
+    assert url.startswith(f"http://127.0.0.1:{port}/hooks/") and len(url.rsplit("/", 1)[1]) >= 43
+    process = ReceiverProcess(isolated_home, port)
+    process.start()
+    try:
+        events = generate_events(30, seed=4)
+        with Lox24Sender(url) as sender:
+            for event in events + events[:10]:  # ten repeated deliveries
+                assert sender.deliver(event).acknowledged
+    finally:
+        assert process.stop() == 0  # SIGTERM: a clean stop
+    output = tmp_path / "inbox.jsonl"
+    assert main(["inbox", "list", "--output", str(output)]) == 0
+    lines = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
+    assert sorted(line["event_id"] for line in lines) == sorted(e["id"] for e in events)
+    for key in ("event_id", "source", "system", "event", "kind", "identifier", "received_at",
+                "deliveries"):
+        assert all(key in line for line in lines), key
+    assert sum(line["deliveries"] for line in lines) == 40
+    assert {line["kind"] for line in lines} <= {"optout", "resubscribe"}
+    assert all(line["identifier"].startswith("+49") for line in lines)
+    assert main(["inbox", "list", "--output", str(tmp_path / "inbox.xlsx")]) == 0
+    assert main(["inbox", "list", "--output", str(tmp_path / "inbox.txt")]) == 2
+    assert "must end in .csv, .xlsx or .jsonl" in capsys.readouterr().err
+
+
+def test_receive_in_the_foreground_says_where_and_stops_on_sigterm(isolated_home: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "OPTOUT_DESK_HOME": str(isolated_home)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "optout_desk", "receive", "--host", "0.0.0.0", "--port",
+         str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz").is_success:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        out, _err = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0
+    assert f"Receiving webhooks on http://127.0.0.1:{port}" in out
+    assert "reachable from other computers over plain HTTP" in out
+    assert "HTTPS" in out and out.strip().endswith("Receiver stopped.")
+
+
+def test_receive_refuses_a_port_in_use(receiver: Receiver,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["receive", "--port", str(receiver.port)]) == 2
+    assert f"Cannot listen on 127.0.0.1:{receiver.port}" in capsys.readouterr().err
+
+
+@pytest.mark.keyring
+def test_register_activates_the_webhook_and_remove_forgets_the_source(
+        real_keyring: object, sandbox: Sandbox, receiver: Receiver,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("OPTOUT_DESK_SECRET_DEMO_MASTER_KEY", sandbox.master_key)
+    monkeypatch.setenv("OPTOUT_DESK_SECRET_DEMO_KEY", sandbox.key)
+    assert main(["connection", "add", "demo", "--base-url", sandbox.base_url]) == 0
+    assert main(["inbox", "register", "cm", "--connection", "demo", "--url",
+                 receiver.base_url]) == 0
+    out = capsys.readouterr().out
+    assert "Created CheckMarket webhook 1" in out and "The webhook is active" in out
+    assert main(["inbox", "sources"]) == 0
+    listed = capsys.readouterr().out
+    assert "cm\tcheckmarket · webhook 1 active via demo" in listed
+    shown = listed.strip().rsplit("\t", 1)[1]  # under the default base URL (none remembered)
+    assert shown == inbox.source_url("cm")
+    url = inbox.source_url("cm", receiver.base_url)
+    sandbox.state.add_optouts(2)
+    assert sandbox.state.hooks.wait_idle()
+    assert main(["inbox", "list", "--source", "cm"]) == 0
+    assert "2 entries: 2 opt-outs, 0 resubscribes." in capsys.readouterr().out
+    assert main(["inbox", "remove", "cm", "--yes"]) == 0
+    assert "its entries stay" in capsys.readouterr().out
+    time.sleep(1.1)  # the receiver re-reads its sources once a second
+    assert httpx.post(url, json={"EventName": "Panelist.Optout"}).status_code == 404
+
+
+def test_forward_submits_new_optouts_once(
+        sandbox: Sandbox, receiver: Receiver, lox24_source: tuple[str, str],
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("OPTOUT_DESK_SECRET_DEMO_MASTER_KEY", sandbox.master_key)
+    monkeypatch.setenv("OPTOUT_DESK_SECRET_DEMO_KEY", sandbox.key)
+    assert main(["connection", "add", "demo", "--base-url", sandbox.base_url]) == 0
+    _name, url = lox24_source
+    events = generate_events(12, seed=8, resubscribe_share=0.2)
+    with Lox24Sender(url) as sender:
+        for event in events:
+            sender.deliver(event)
+    optouts = {e["data"]["phone"] for e in events if e["name"] == "phone.unsubscribe"}
+    capsys.readouterr()
+    assert main(["inbox", "forward", "--to", "demo"]) == 2  # no terminal, no --yes
+    assert "Refusing to forward without confirmation" in capsys.readouterr().err
+    assert sandbox.state.submitted == []
+    assert main(["inbox", "forward", "--to", "demo", "--yes"]) == 0
+    out = capsys.readouterr().out
+    assert f"{len(optouts)} of {len(optouts)} entries marked forwarded to demo." in out
+    assert set(sandbox.state.submitted[0]["PhoneNumbers"]) == optouts
+    assert main(["inbox", "forward", "--to", "demo", "--yes"]) == 0
+    assert "Nothing to forward" in capsys.readouterr().out
+    assert len(sandbox.state.submitted) == 1
+
+
+def test_a_relay_is_pulled_incrementally(
+        receiver: Receiver, lox24_source: tuple[str, str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    _name, url = lox24_source
+    events = generate_events(7, seed=9, resubscribe_share=0.0)
+    with Lox24Sender(url) as sender:
+        for event in events[:5]:
+            sender.deliver(event)
+    assert main(["inbox", "api-token"]) == 0
+    token = last_line(capsys.readouterr().out)
+    time.sleep(1.1)
+    # The relay's database is this test's; the desktop's is another folder.
+    desk = tmp_path / "desk"
+    monkeypatch.setenv("OPTOUT_DESK_HOME", str(desk))
+    monkeypatch.setenv("OPTOUT_DESK_SECRET_RELAY_TOKEN", "wrong")
+    assert main(["connection", "add", "relay", "--system", "inbox-relay", "--base-url",
+                 receiver.base_url]) == 0
+    assert main(["connection", "test", "relay"]) == 1
+    assert "refused the token" in capsys.readouterr().err
+    monkeypatch.setenv("OPTOUT_DESK_SECRET_RELAY_TOKEN", token)
+    assert main(["connection", "test", "relay"]) == 0
+    assert main(["inbox", "pull", "relay"]) == 0
+    assert "relay: 5 events fetched, 5 new" in capsys.readouterr().out
+    with Lox24Sender(url) as sender:
+        for event in [*events[5:], events[0]]:
+            sender.deliver(event)
+    assert main(["inbox", "pull", "relay"]) == 0
+    assert "relay: 3 events fetched, 2 new" in capsys.readouterr().out
+    entries, _ = inbox.load_entries()
+    assert len(entries) == 7 and {e.event.source for e in entries} == {"relay/lox"}
+    assert [e.deliveries for e in entries if e.event.event_id == events[0]["id"]] == [2]
