@@ -53,7 +53,7 @@ def test_mykaarma_errors_under_200_fail_only_their_payload(
         mykaarma_factory: MyKaarmaFactory, tmp_path: Path) -> None:
     box = mykaarma_factory(seed=3, optouts=0, warn_already_opted_out=True)
     box.state.add_optouts(box.department_uuid, [("EMAIL", "d2@example.com")])
-    mk_connection(box, entries_per_request=2)
+    mk_connection(box, entries_per_request=2, concurrency=1)  # the fault hits payload 1
     plan = submit.prepare_plan("mk", [*emails(4), PlanInput(normalise_phone("+32470000001",
                                                                             "BE"))])
     # The first update is answered with errors[] under HTTP 200: that payload fails with the
