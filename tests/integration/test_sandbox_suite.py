@@ -35,7 +35,7 @@ def test_the_suite_serves_all_three_with_their_demo_credentials() -> None:
             shared = next(o["Email"].strip() for o in cm.state.optouts()
                           if o["Email"] and ("EMAIL", o["Email"].strip().lower())
                           in mk.state.opted_out(mk.department_uuid))
-            assert k.lookup([Communication("email", shared)])[0].opted_out is True
+            assert k.lookup_statuses([Communication("email", shared)])[0].opted_out is True
         for region in ("us", "eu"):
             with DynamicYieldClient(DynamicYieldSettings(dy.base_url(region)),
                                     dy.key_for(region)) as d:
