@@ -20,6 +20,8 @@ BENCHMARKS = (
     "bench_cache",
     "bench_fetch",
     "bench_submit",
+    "bench_destinations",
+    "bench_fanout",
     "bench_table",
     "bench_gui_stall",
     "bench_receiver",
