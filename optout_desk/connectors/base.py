@@ -291,10 +291,6 @@ class SystemInfo:
     def can(self, capability: Capability) -> bool:
         return capability in self.capabilities
 
-    def can_list_or_lookup(self) -> bool:
-        """Whether the desk can learn what this platform holds as opted out."""
-        return self.can(Capability.LIST) or self.can(Capability.LOOKUP)
-
     def setting(self, name: str) -> Setting | None:
         return next((spec for spec in self.settings if spec.name == name), None)
 

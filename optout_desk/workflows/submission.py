@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from optout_desk.connectors import registry
-from optout_desk.connectors.base import Pacing
+from optout_desk.connectors.base import Capability, Pacing
 from optout_desk.core.errors import BadInputError, DeskError
 from optout_desk.core.identifiers import IdKind
 from optout_desk.core.plan import REASON_LABELS, LeftOutReason, Plan, PlanInput
@@ -62,6 +62,7 @@ class DestinationPreview:
     pacing: Pacing
     routes: dict[str, str]  # kind -> where it goes on the platform ("email channel")
     compared_against: bool  # the identifiers were reconciled against this connection
+    knows: str = "cached list"  # how its holdings are known: "look-up answers", "" (cannot)
 
     @property
     def connection(self) -> str:
@@ -118,9 +119,8 @@ class SubmissionPreview:
                     f"{_joined(others)} the preview leaves out what each is known to hold "
                     "(its cached list or look-up answers), nothing more.")
         for d in self.destinations:
-            info = registry.system_info(d.plan.destination.system)
-            if d.plan.batches and not (info.can_list_or_lookup()):
-                notes.append(f"{d.connection} ({info.label}) cannot tell what it already "
+            if d.plan.batches and not d.knows:
+                notes.append(f"{d.connection} ({d.system_label}) cannot tell what it already "
                              "holds, so nothing is left out as already there.")
         return notes
 
@@ -167,21 +167,36 @@ def prepare_submission(
         finally:
             db.close()
         info = registry.system_info(profile.system)
+        knows = ("cached list" if info.can(Capability.LIST) else
+                 "look-up answers" if info.can(Capability.LOOKUP) else "")
         previews.append(DestinationPreview(
             plan=plan, system_label=info.label,
             pacing=registry.pacing(profile.system, profile.settings),
             routes={str(route.kind): route.label for route in info.routes.routes},
-            compared_against=name == compared_with,
+            compared_against=name == compared_with, knows=knows,
         ))
     return SubmissionPreview(previews, len(inputs), source_file, source_sha256, origin,
                              compared_with)
 
 
 def left_out_summary(preview: DestinationPreview) -> str:
-    """"12 already on the destination's opt-out list, 3 not a valid email or phone number"."""
+    """"648 phones it does not take, 12 already on the destination's opt-out list"; where the
+    destination can only be asked, a reminder that it was not (or cannot be)."""
+    parts = []
+    unsupported = Counter(str(item.kind) for item in preview.plan.left_out
+                          if item.reason is LeftOutReason.UNSUPPORTED)
+    parts += [f"{n:,} {kind_label(kind) if n != 1 else kind.replace('_', ' ')} it does not take"
+              for kind, n in unsupported.most_common()]
     counts = preview.left_out_by_reason()
-    return ", ".join(f"{n:,} {REASON_LABELS[LeftOutReason(reason)]}"
-                     for reason, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+    counts.pop(str(LeftOutReason.UNSUPPORTED), None)
+    parts += [f"{n:,} {REASON_LABELS[LeftOutReason(reason)]}"
+              for reason, n in sorted(counts.items(), key=lambda kv: -kv[1])]
+    if str(LeftOutReason.ALREADY_ON_DESTINATION) not in counts:
+        if preview.knows == "look-up answers":
+            parts.append("none known as already there (Check these identifiers asks it)")
+        elif preview.knows == "":
+            parts.append("it cannot tell what it already holds")
+    return ", ".join(parts)
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,7 @@ def test_two_destinations_side_by_side_one_receipt(sandbox_factory: SandboxFacto
     assert [d.connection for d in preview.destinations] == ["eu", "us"]
     for d in preview.destinations:
         assert d.plan.counts == {"email": 40, "phone": 20} and d.requests == 6
-        assert "1 a kind of identifier the destination does not take" in (
+        assert "1 push token it does not take" in (
             submission.left_out_summary(d))
     assert preview.confirmation() == "Send 60 to eu and 60 to us?"
     saved = submission.save_submission(preview)
