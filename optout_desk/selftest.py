@@ -277,6 +277,42 @@ def check_sandbox_fetch() -> str:
     return run_with_timeout(fetch, SANDBOX_TIMEOUT_S, "the sandbox fetch")
 
 
+def check_receiver() -> str:
+    """The webhook receiver (Starlette on uvicorn, loaded by name in a frozen app) starts on
+    loopback, stores one LOX24 delivery before it answers, and stops."""
+    import httpx
+
+    from optout_desk.sandbox.lox24 import generate_events
+    from optout_desk.store import inbox
+    from optout_desk.store.db import connect
+    from optout_desk.webhooks.runner import Receiver, ReceiverOptions
+
+    def receive() -> str:
+        token = secrets.token_urlsafe(24)
+        db = connect()
+        try:
+            name = f"self-test-{secrets.token_hex(4)}"
+            inbox.add_source(db, name, "lox24", inbox.hash_token(token))
+        finally:
+            db.close()
+        receiver = Receiver(ReceiverOptions(port=0)).start()
+        try:
+            [event] = generate_events(1, seed=3, resubscribe_share=0)
+            answer = httpx.post(f"{receiver.base_url}/hooks/{token}", json=event, timeout=10)
+            if answer.status_code != 200 or answer.json().get("status") != "stored":
+                raise RuntimeError(f"the receiver answered HTTP {answer.status_code}")
+        finally:
+            receiver.stop()
+            db = connect()
+            try:
+                inbox.remove_source(db, name)
+            finally:
+                db.close()
+        return f"a delivery stored and acknowledged at {receiver.base_url}"
+
+    return run_with_timeout(receive, SANDBOX_TIMEOUT_S, "the webhook receiver")
+
+
 def _ensure_platform_for_headless() -> str | None:
     """Without a display and without QT_QPA_PLATFORM, creating a QApplication aborts the
     process; test offscreen instead and say so."""
@@ -369,6 +405,7 @@ CHECKS: tuple[tuple[str, Callable[[], str]], ...] = (
     ("email validation", check_email_validator),
     ("keyring", check_keyring),
     ("sandbox fetch", check_sandbox_fetch),
+    ("webhook receiver (uvicorn)", check_receiver),
     ("qt platform plugin", check_qt_platform),
     ("qt plugins and icon", check_qt_plugins),
     ("charts (pyqtgraph)", check_charts),
