@@ -1,10 +1,14 @@
-"""An opt-out as the desk stores and shows it, whatever platform it came from."""
+"""An opt-out as the desk stores and shows it, whatever platform it came from, and what makes
+two opt-outs one person (`person_keys`)."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
+
+from optout_desk.core.identifiers import normalise_email, normalise_email_column, phone_normaliser
 
 # Column order used by the cache, the tables and every export of an opt-out list.
 RECORD_COLUMNS: tuple[str, ...] = (
@@ -42,15 +46,98 @@ class OptOutRecord(NamedTuple):
 
     @property
     def dedupe_key(self) -> str:
-        """Identity of the opt-out on its platform: ContactId + DateOptOut when the platform
-        gives a contact id, else the identifiers themselves."""
-        if self.contact_id is not None:
-            return f"c:{self.contact_id}|{self.date_opt_out}"
-        return f"i:{self.email.strip().lower()}|{self.phone.strip()}|{self.date_opt_out}"
+        """The person this opt-out is for (see `person_keys`, which computes it in bulk)."""
+        email = normalise_email(self.email).key or _email_fallback(self.email)
+        phone = _phone_key(self.phone, None)
+        return _person_key(email, phone, self)
 
     def as_row(self) -> tuple[object, ...]:
         """Values in RECORD_COLUMNS order."""
         return tuple(self)
+
+
+def person_keys(records: Sequence[OptOutRecord]) -> list[str]:
+    """[r.dedupe_key for r in records], with the identifiers normalised a column at a time.
+
+    Two opt-outs are one person when they carry the same identifiers: the same email key
+    (core.identifiers: trimmed, lower-cased, NFC, IDNA domain) and the same phone key. A phone
+    in international form ("+32 470…", "0032 470…") is keyed as E.164; a national one
+    ("0470…") cannot be placed without its country and is keyed by its digits as written.
+    Records that differ in either identifier stay apart, so merging never drops an address or
+    a number from the list. A platform's ContactId and DateOptOut are NOT part of a person's
+    identity: platforms give every POSTed opt-out ContactId 0 (or none) and one timestamp per
+    batch, and the same person listed twice is one person opted out. Only an opt-out with no
+    email and no phone falls back on its ContactId, when that is a real id (> 0), or else on
+    its date and names as listed.
+    """
+    emails = normalise_email_column([r.email for r in records])
+    normaliser = phone_normaliser(_ANY_REGION)
+    phones = normaliser.many([_international(r.phone) for r in records])
+    keys: list[str] = []
+    append = keys.append
+    for record, email, phone in zip(records, emails, phones, strict=True):
+        email_key = (email.key or _email_fallback(record.email)) if email is not None else ""
+        append(_person_key(email_key, _phone_key(record.phone, phone), record))
+    return keys
+
+
+def earliest_per_person(records: Iterable[OptOutRecord]) -> list[OptOutRecord]:
+    """One opt-out per person (`person_keys`): the EARLIEST DateOptOut of each, in the order
+    the people first appear. The earliest is when the person's opt-out began; keeping it makes
+    the result the same whatever order the platform lists duplicates in, and the same as the
+    cache keeps across fetches (store.cache). Dates must be in canonical_timestamp form."""
+    chosen: dict[str, OptOutRecord] = {}
+    listed = records if isinstance(records, Sequence) else list(records)
+    for key, record in zip(person_keys(listed), listed, strict=True):
+        kept = chosen.get(key)
+        if kept is None or record.date_opt_out < kept.date_opt_out:
+            chosen[key] = record
+    return list(chosen.values())
+
+
+# International numbers are keyed the same in every default region; one is needed to build
+# the normaliser.
+_ANY_REGION = "US"
+
+
+def _international(text: str) -> str | None:
+    """The phone as "+…" when written internationally ("+…" or "00…"), else None."""
+    stripped = text.strip()
+    if stripped[:1] == "+":
+        return stripped
+    if stripped[:2] == "00":
+        return "+" + stripped[2:]
+    return None
+
+
+def _phone_key(text: str, normalised: object) -> str:
+    """E.164 for an international phone (the normaliser's key when it has one, else "+" and
+    the digits), "~" and the digits for a national one, "" for none. `normalised` is the
+    bulk normaliser's Identifier, or None to normalise here."""
+    international = _international(text)
+    digits = "".join(ch for ch in text if ch.isdigit())
+    if international is None:
+        return "~" + digits if digits else ""
+    if normalised is None:
+        normalised = phone_normaliser(_ANY_REGION)(international)
+    key = getattr(normalised, "key", None)
+    if isinstance(key, str):
+        return key
+    return "+" + "".join(ch for ch in international if ch.isdigit())
+
+
+def _email_fallback(text: str) -> str:
+    """An email with no valid key still identifies its row: its trimmed, lower-cased text."""
+    return text.strip().lower()
+
+
+def _person_key(email: str, phone: str, record: OptOutRecord) -> str:
+    if email or phone:
+        return f"p:{email}|{phone}"
+    contact = record.contact_id
+    if type(contact) is int and contact > 0:
+        return f"c:{contact}"
+    return f"n:{record.date_opt_out}|{record.first_name}|{record.last_name}|{record.lang_code}"
 
 
 _TIMESTAMP = re.compile(
