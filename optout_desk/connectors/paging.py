@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from itertools import chain
 from operator import itemgetter
 from typing import Protocol
 
@@ -119,6 +120,9 @@ def _fresh(count: int | None, known: int) -> int:
     return count if count is not None else known
 
 
+_CONTACT = itemgetter(6)  # OptOutRecord.contact_id, by position (cheaper than by name)
+
+
 class _Rows:
     """The pages fetched so far, and their rows distinct by platform row: ContactId and
     DateOptOut where the contact id is real (> 0), else the whole record (platforms that give
@@ -154,17 +158,23 @@ class _Rows:
 
     def distinct(self) -> list[OptOutRecord]:
         if self._distinct is None:
-            unique: dict[object, OptOutRecord] = {}
-            for _, _, items in sorted(self._pages, key=itemgetter(0, 1)):
-                for record in items:
+            ordered = list(chain.from_iterable(
+                items for _, _, items in sorted(self._pages, key=itemgetter(0, 1))))
+            contacts = list(map(_CONTACT, ordered))
+            if None not in contacts and min(contacts, default=1) > 0 and len(
+                    set(contacts)) == len(contacts):
+                # Every row has its own real ContactId: nothing was fetched twice. Decided by
+                # C-level set and min over the ids, not a loop over 100k records.
+                self._distinct = ordered
+            else:
+                unique: dict[object, OptOutRecord] = {}
+                for record in ordered:
                     contact = record.contact_id
-                    # A (ContactId, DateOptOut) tuple for the usual row: this loop runs per
-                    # opt-out, and a formatted key string was a third of a fetch's CPU.
                     key = ((contact, record.date_opt_out)
                            if type(contact) is int and contact > 0 else record)
                     if key not in unique:
                         unique[key] = record
-            self._distinct = list(unique.values())
+                self._distinct = list(unique.values())
         return self._distinct
 
 

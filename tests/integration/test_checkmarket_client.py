@@ -417,7 +417,7 @@ def test_a_silent_page_cap_is_paged_by_the_rows_really_served(
     records = client_for(box, page_size=1000).list_optouts()
     assert len(records) == 2537 and rows(records) == expected(box)
     # Pages of 500 from the second one on (a probe page when Meta.Limit claims 1000).
-    assert skips(box) == [0, 500, 1000, 1500, 2000, 2500]
+    assert sorted(skips(box)) == [0, 500, 1000, 1500, 2000, 2500]
 
 
 def test_one_short_page_is_asked_again_for_the_rest(
@@ -437,7 +437,7 @@ def test_a_short_first_page_does_not_shrink_the_paging(
     records = client_for(box, page_size=100).list_optouts()
     assert rows(records) == expected(box)
     # Meta.Limit (100) is believed once a probe page proves the first one short.
-    assert skips(box) == [0, 7, 107, 207, 307, 407]
+    assert sorted(skips(box)) == [0, 7, 107, 207, 307, 407]
 
 
 def test_opt_outs_arriving_during_the_fetch_are_fetched_too(
