@@ -11,6 +11,10 @@ the client's GIL. Figures printed:
 
     python -m bench.bench_fetch            # 20k opt-outs
     python -m bench.bench_fetch --full     # 100k opt-outs
+    python -m bench.bench_fetch --page-cap 500   # a platform that silently serves 500 a page
+
+Every fetch is checked complete against the platform's count (connectors/paging.py) and must
+hold every opt-out: the figures are for complete fetches only.
 """
 
 from __future__ import annotations
@@ -30,10 +34,12 @@ from optout_desk.connectors.checkmarket import CheckMarketClient, CheckMarketSet
 
 
 def start_sandbox(records: int, latency_ms: float, master: str, key: str,
-                  home: str) -> tuple[subprocess.Popen[str], str]:
+                  home: str, page_cap: int | None = None) -> tuple[subprocess.Popen[str], str]:
     command = [sys.executable, "-m", "optout_desk", "sandbox", "--port", "0", "--records",
                str(records), "--seed", "1", "--latency-ms", str(latency_ms),
                "--master-key", master, "--key", key]
+    if page_cap is not None:
+        command += ["--page-cap", str(page_cap), "--limit-echoes-top"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True,
                                env={**os.environ, "OPTOUT_DESK_HOME": home})
     assert process.stdout is not None
@@ -63,6 +69,8 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=20.0)
     parser.add_argument("--page-size", type=int, default=None, help="default: the connector's")
     parser.add_argument("--concurrency", type=int, default=None, help="default: the connector's")
+    parser.add_argument("--page-cap", type=int, default=None,
+                        help="the sandbox serves at most this many rows a page, saying nothing")
     args = parser.parse_args()
     count = 100_000 if args.full else 20_000
     master, key = "bench-" + secrets.token_hex(6), "bench-" + secrets.token_hex(6)
@@ -70,7 +78,8 @@ def main() -> None:
     page_size = args.page_size or defaults.page_size
     concurrency = args.concurrency or defaults.concurrency
     with tempfile.TemporaryDirectory() as home:
-        process, base_url = start_sandbox(count, args.latency_ms, master, key, home)
+        process, base_url = start_sandbox(count, args.latency_ms, master, key, home,
+                                          args.page_cap)
         try:
             settings = CheckMarketSettings(base_url=base_url, page_size=page_size,
                                            concurrency=concurrency)
@@ -86,12 +95,13 @@ def main() -> None:
         finally:
             process.terminate()
             process.wait(timeout=10)
-    pages = math.ceil(count / page_size)
+    pages = math.ceil(count / min(page_size, args.page_cap or page_size))
     ideal = math.ceil(pages / concurrency) * args.latency_ms / 1000
     warm = min(timings[1:])
     naive_total = naive_s * count / naive_n
     print(f"fetch {count:,} opt-outs, sandbox in a subprocess, +{args.latency_ms:g} ms per "
-          f"request; page_size={page_size}, concurrency={concurrency} ({pages} pages)")
+          f"request; page_size={page_size}, concurrency={concurrency} ({pages} pages"
+          + (f", silently capped at {args.page_cap}" if args.page_cap else "") + ")")
     print(f"  measured (cold, first fetch):  {timings[0]:7.3f} s")
     print(f"  measured (warm, best of 2):    {warm:7.3f} s")
     print(f"  ideal (pages/concurrency x latency): {ideal:7.3f} s   "

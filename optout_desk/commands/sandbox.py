@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from optout_desk.core.errors import BadInputError
+from optout_desk.sandbox.checkmarket import POSTED_MODES
 from optout_desk.sandbox.server import Sandbox, SandboxConfig
 from optout_desk.sandbox.suite import SandboxSuite
 
@@ -32,6 +33,24 @@ def register(subparsers: Any) -> None:
                         help="largest $top accepted; larger gets HTTP 400 (1000)")
     parser.add_argument("--throttle-per-minute", type=int, default=None,
                         help="requests per key per minute before HTTP 429 (no limit)")
+    worse = parser.add_argument_group(
+        "platform misbehaviour", "make the simulator behave worse than documented, to see how "
+        "the desk copes (all off by default)")
+    worse.add_argument("--page-cap", type=int, default=None, metavar="N",
+                       help="serve at most N rows per page whatever $top asks, silently")
+    worse.add_argument("--limit-echoes-top", action="store_true",
+                       help="with --page-cap: Meta.Limit echoes the $top asked instead of N")
+    worse.add_argument("--short-page-at", type=int, default=None, metavar="SKIP",
+                       help="the page at this $skip returns fewer rows, its Meta unchanged")
+    worse.add_argument("--short-page-rows", type=int, default=0, metavar="N",
+                       help="how many rows that short page holds (0)")
+    worse.add_argument("--drip-s", type=float, default=0.0, metavar="SECONDS",
+                       help="write every answer one byte at a time, SECONDS apart (0: off)")
+    worse.add_argument("--arrivals", type=int, default=0, metavar="N",
+                       help="N new opt-outs arrive while a client pages, one per page asked")
+    worse.add_argument("--posted-optouts", choices=POSTED_MODES, default="distinct",
+                       help="how POSTed opt-outs are listed: their own ContactId and time "
+                       "(distinct), or ContactId 0 / none and one time per batch")
     parser.add_argument("--master-key", default=None, help="demo master key (random)")
     parser.add_argument("--key", default=None, help="demo key (random)")
     parser.add_argument("--crm-export", metavar="FILE.xlsx", type=Path, default=None,
@@ -48,10 +67,18 @@ def run(args: argparse.Namespace) -> int:
     if args.records < 0 or not 0 <= args.port <= 65535 or args.max_page_size < 1:
         raise BadInputError("--records must be 0 or more, --port 0-65535 and "
                             "--max-page-size at least 1.")
+    if ((args.page_cap is not None and args.page_cap < 1) or args.short_page_rows < 0
+            or (args.short_page_at is not None and args.short_page_at < 0)
+            or args.drip_s < 0 or args.arrivals < 0):
+        raise BadInputError("--page-cap must be at least 1; --short-page-at, "
+                            "--short-page-rows, --drip-s and --arrivals 0 or more.")
     box = Sandbox(SandboxConfig(
         records=args.records, seed=args.seed, latency_ms=args.latency_ms, port=args.port,
         max_page_size=args.max_page_size, throttle_per_minute=args.throttle_per_minute,
-        master_key=args.master_key, key=args.key,
+        master_key=args.master_key, key=args.key, page_cap=args.page_cap,
+        limit_echoes_top=args.limit_echoes_top, short_page_at=args.short_page_at,
+        short_page_rows=args.short_page_rows, drip_s=args.drip_s, arrivals=args.arrivals,
+        posted_optouts=args.posted_optouts,
     ))
     suite = SandboxSuite(checkmarket=box, seed=args.seed, latency_ms=args.latency_ms)
     try:

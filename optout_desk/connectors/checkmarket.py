@@ -5,18 +5,18 @@ guessing: the largest accepted page size (try `page_size`, fall back on a 400 na
 the throttle status code (HTTP 429 or a body `Meta.Status` 429, both read), the POST response
 body (only the status is trusted), hosts in `Links.Next` (re-based onto the configured host).
 
-Fetching: the first page gives `Meta.TotalRowCount`; the remaining pages are then fetched by
-`$skip` on a few threads sharing one HTTP session (its throttle gate slows them all down when
-CheckMarket says so). Without a TotalRowCount the client follows `Links.Next` one page at a time.
+Fetching: the first page gives `Meta.TotalRowCount` and the page size CheckMarket really
+serves; the remaining pages are then fetched by `$skip` on a few threads sharing one HTTP session
+(its throttle gate slows them all down when CheckMarket says so), and the rows are proven
+complete against the count (connectors/paging.py). Without a TotalRowCount the client follows
+`Links.Next` one page at a time. Opt-outs are then kept one per person (core/records.py).
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import re
 from collections.abc import Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, fields
 from operator import itemgetter
 from typing import Any
@@ -47,17 +47,17 @@ from optout_desk.connectors.http import (
     retry_after_body,
     retry_after_header,
 )
-from optout_desk.core.errors import BadInputError, Cancelled
+from optout_desk.connectors.paging import Page, fetch_all
+from optout_desk.core.errors import BadInputError
 from optout_desk.core.identifiers import Identifier, IdKind
 from optout_desk.core.plan import Payload, PlanItem, chunked
 from optout_desk.core.progress import (
     NEVER_CANCELLED,
     CancelToken,
-    Progress,
     ProgressCallback,
     no_progress,
 )
-from optout_desk.core.records import OptOutRecord, canonical_timestamp
+from optout_desk.core.records import OptOutRecord, canonical_timestamp, earliest_per_person
 
 log = logging.getLogger(__name__)
 
@@ -120,12 +120,36 @@ class SubmitResponse:
     attempts: int
 
 
-@dataclass
-class _Page:
-    skip: int
-    items: list[OptOutRecord]  # converted on the worker thread, while other pages download
-    total: int | None
-    next_href: str | None
+class _Source:
+    """The calls of one list fetch, for connectors.paging.fetch_all (records are converted on
+    the worker threads, while other pages download)."""
+
+    def __init__(self, client: CheckMarketClient, path: str, params: dict[str, Any],
+                 survey_id: int | None, cancel: CancelToken) -> None:
+        self._client, self._path, self._params = client, path, params
+        self._survey_id, self._cancel = survey_id, cancel
+
+    def page(self, skip: int, top: int) -> Page:
+        return self._client._page(self._path, {**self._params, "$top": top, "$skip": skip},
+                                  skip, self._survey_id, self._cancel)
+
+    def follow(self, href: str) -> Page:
+        url = self._client._session.url_for(href)
+        return self._client._page(url, None, None, self._survey_id, self._cancel)
+
+    def count(self) -> int | None:
+        body, _ = self._client._get(self._path, {**self._params, "$top": 1, "$skip": 0},
+                                    self._cancel)
+        return _count(body["Meta"].get("TotalRowCount"))
+
+
+# Where a followed page without Meta.Offset sorts: after every placed page.
+_UNPLACED = 1 << 62
+
+
+def _count(value: object, low: int = 0) -> int | None:
+    """A Meta number (TotalRowCount, Offset, Limit) when it is a usable whole number."""
+    return value if type(value) is int and value >= low else None
 
 
 class CheckMarketClient:
@@ -180,7 +204,9 @@ class CheckMarketClient:
                      progress: ProgressCallback = no_progress,
                      cancel: CancelToken = NEVER_CANCELLED) -> list[OptOutRecord]:
         """Every opt-out (account-wide, or of one survey), optionally only those with
-        DateOptOut at or after `since`; deduplicated, in the platform's order."""
+        DateOptOut at or after `since`: complete (connectors/paging.py proves it against the
+        platform's TotalRowCount, else IncompleteFetchError), one per person (the earliest,
+        core.records.earliest_per_person), in the platform's order."""
         path = OPTOUTS_PATH if survey_id is None else f"3/surveys/{int(survey_id)}/contacts/optouts"
         params: dict[str, Any] = {}
         if since:
@@ -192,26 +218,11 @@ class CheckMarketClient:
             params["filter"] = f"DateOptOut ge DateTime'{moment}'"
         cancel.raise_if_cancelled()
         first, size = self._first_page(path, params, survey_id, cancel)
-        pages = [first]
-        total_pages = math.ceil(first.total / size) if first.total is not None else None
-        progress(Progress(done=1, total=total_pages, unit="pages", records=len(first.items)))
-        if first.total is not None and first.next_href is not None:
-            pages += self._fetch_by_skip(path, params, survey_id, size, first.total,
-                                         len(first.items), progress, cancel)
-        tail = pages[-1].next_href
-        # Without a total (or when rows arrived meanwhile), follow Links.Next one by one.
-        pages += self._follow_next(tail, survey_id, len(pages),
-                                   sum(len(p.items) for p in pages), progress, cancel)
-        # Same identity as OptOutRecord.dedupe_key, but a (ContactId, DateOptOut) tuple instead
-        # of a formatted string for the usual case: this loop was a third of a fetch's CPU.
-        unique: dict[object, OptOutRecord] = {}
-        for page in pages:
-            for record in page.items:
-                contact = record.contact_id
-                key = (contact, record.date_opt_out) if contact is not None else record.dedupe_key
-                if key not in unique:
-                    unique[key] = record
-        return list(unique.values())
+        source = _Source(self, path, params, survey_id, cancel)
+        rows = fetch_all(source, first, size, platform=PLATFORM,
+                         concurrency=self.settings.concurrency, progress=progress,
+                         cancel=cancel)
+        return earliest_per_person(rows)
 
     def submit_optouts(self, emails: Sequence[str], phones: Sequence[str]) -> SubmitResponse:
         """Add opt-outs: exactly one POST (plus retries of transient failures, which are safe:
@@ -248,7 +259,7 @@ class CheckMarketClient:
     # -- paging --------------------------------------------------------------------------
 
     def _first_page(self, path: str, params: dict[str, Any], survey_id: int | None,
-                    cancel: CancelToken) -> tuple[_Page, int]:
+                    cancel: CancelToken) -> tuple[Page, int]:
         wanted = self._accepted_page_size or self.settings.page_size
         sizes = [wanted, *(s for s in FALLBACK_PAGE_SIZES if s < wanted)]
         for number, size in enumerate(sizes):
@@ -266,77 +277,24 @@ class CheckMarketClient:
             return page, size
         raise AssertionError("unreachable: the last size re-raises")
 
-    def _fetch_by_skip(self, path: str, params: dict[str, Any], survey_id: int | None,
-                       size: int, total: int, first_count: int, progress: ProgressCallback,
-                       cancel: CancelToken) -> list[_Page]:
-        skips = list(range(size, total, size))
-        total_pages = len(skips) + 1
-        done, records = 1, first_count
-        results: dict[int, _Page] = {}
-        # Twice the requests allowed in flight: the session's gate bounds the requests, the
-        # extra threads parse answers meanwhile.
-        workers = max(1, min(2 * self.settings.concurrency, len(skips)))
-        pool = ThreadPoolExecutor(workers, thread_name_prefix="checkmarket-page")
-        try:
-            pending: set[Future[_Page]] = {
-                pool.submit(self._page, path, {**params, "$top": size, "$skip": s}, s,
-                            survey_id, cancel)
-                for s in skips
-            }
-            while pending:
-                finished, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    page = future.result()  # a failed page fails the fetch
-                    results[page.skip] = page
-                    done += 1
-                    records += len(page.items)
-                    progress(Progress(done=done, total=total_pages, unit="pages",
-                                      records=records))
-                if cancel.cancelled:
-                    raise Cancelled()
-        finally:
-            # Queued pages are dropped; pages in flight are waited for, so no request outlives
-            # the fetch (and the client closed after it: a request still running then leaks
-            # its socket).
-            pool.shutdown(wait=True, cancel_futures=True)
-        return [results[s] for s in skips]
-
-    def _follow_next(self, href: str | None, survey_id: int | None, done: int, records: int,
-                     progress: ProgressCallback, cancel: CancelToken) -> list[_Page]:
-        pages: list[_Page] = []
-        seen: set[str] = set()
-        while href:
-            cancel.raise_if_cancelled()
-            url = self._session.url_for(href)
-            if url in seen:  # a platform bug must not loop forever
-                raise MalformedResponseError(
-                    "CheckMarket's Links.Next pointed back at a page already fetched.")
-            seen.add(url)
-            page = self._page(url, None, -1, survey_id, cancel)
-            if not page.items:
-                break
-            pages.append(page)
-            done += 1
-            records += len(page.items)
-            progress(Progress(done=done, total=None, unit="pages", records=records))
-            href = page.next_href
-        return pages
-
-    def _page(self, path: str, params: Mapping[str, Any] | None, skip: int,
-              survey_id: int | None, cancel: CancelToken) -> _Page:
+    def _page(self, path: str, params: Mapping[str, Any] | None, skip: int | None,
+              survey_id: int | None, cancel: CancelToken) -> Page:
+        """One page; `skip` None for a followed link (its position is then Meta.Offset)."""
         cancel.raise_if_cancelled()
         body, _ = self._get(path, params, cancel)
         items = body.get("Data")
         if not isinstance(items, list):
             raise MalformedResponseError(
                 f"CheckMarket ({self.host}) answered without a list of opt-outs in Data.")
-        total = body["Meta"].get("TotalRowCount")
+        meta = body["Meta"]
         links = body.get("Links") if isinstance(body.get("Links"), dict) else {}
         next_link = links.get("Next") if isinstance(links, dict) else None
         href = next_link.get("Href") if isinstance(next_link, dict) else None
         records = self._records(items, survey_id)
-        return _Page(skip, records, total if isinstance(total, int) and total >= 0 else None,
-                     href if isinstance(href, str) and href else None)
+        offset = _count(meta.get("Offset")) if skip is None else skip
+        return Page(_UNPLACED if offset is None else offset, records,
+                    _count(meta.get("TotalRowCount")), _count(meta.get("Limit"), low=1),
+                    href if isinstance(href, str) and href else None)
 
     def _get(self, path: str, params: Mapping[str, Any] | None,
              cancel: CancelToken) -> tuple[dict[str, Any], int]:

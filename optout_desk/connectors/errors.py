@@ -70,3 +70,25 @@ class ConfigurationError(ConnectorError):
     """The connection's settings cannot work (e.g. plain http to a remote host)."""
 
     exit_code = 2
+
+
+class IncompleteFetchError(ConnectorError):
+    """A list fetch did not add up: the distinct opt-outs fetched differ from the count the
+    platform itself reports, even after re-asking. Nothing from the fetch may be kept."""
+
+    def __init__(self, platform: str, expected: int, got: int, *,
+                 kept: str = "nothing from this fetch was kept") -> None:
+        self.platform = platform
+        self.expected = expected
+        self.got = got
+        super().__init__(
+            f"{platform} said it holds {expected:,} opt-outs but the fetch got {got:,}; {kept}. "
+            f"Fetch again later; if the numbers keep disagreeing, {platform} is serving pages "
+            "that do not add up to its own count: report both numbers to its support."
+        )
+
+    def left_unchanged(self, cached: int) -> IncompleteFetchError:
+        """The same failure, told the way the sync workflow ends it: the cache untouched."""
+        return IncompleteFetchError(
+            self.platform, self.expected, self.got,
+            kept=f"the cached list was left unchanged ({cached:,} opt-outs)")

@@ -1,6 +1,9 @@
 """The one HTTP policy every connector uses.
 
-- Explicit timeouts; HTTPS only, except plain http to loopback (the sandbox).
+- Explicit timeouts, and an overall deadline per request (`timeout_s` for the whole answer,
+  not only per read: connectors/deadline.py), so a server that drips bytes cannot hold a
+  request, and a cancel reaches a request within a tenth of a second even while it waits.
+- HTTPS only, except plain http to loopback (the sandbox).
 - Retries (tenacity) only for connection errors, HTTP 429 and 5xx: exponential backoff with
   jitter and a cap, or exactly what the platform asked for (`Retry-After` header, CheckMarket's
   body `RetryAfter` TimeSpan). A wait longer than `max_retry_wait_s` is not slept: the
@@ -40,6 +43,7 @@ from tenacity import (
     wait_random,
 )
 
+from optout_desk.connectors import deadline
 from optout_desk.connectors.errors import (
     ConfigurationError,
     NetworkError,
@@ -59,7 +63,7 @@ _TIMESPAN = re.compile(r"^\s*(-)?(?:(\d+)\.)?(\d{1,2}):(\d{1,2}):(\d{1,2})(?:\.(
 
 @dataclass(frozen=True)
 class HttpPolicy:
-    timeout_s: float = 30.0
+    timeout_s: float = 30.0  # per read, and for the whole of each request
     max_retries: int = 5  # retries after the first attempt
     max_retry_wait_s: float = 60.0  # longest single wait; a longer RetryAfter is not slept
     backoff_initial_s: float = 0.5
@@ -244,6 +248,9 @@ class HttpSession:
                 # peer's delayed ACK: measured 10.9 ms vs 1.7 ms per 1000-record page here.
                 socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
             )
+            if not deadline.install(transport):
+                log.warning("this httpx keeps its connection pool elsewhere: %s requests "
+                            "have per-read timeouts only", platform)
         self._client = httpx.Client(
             base_url=self.base_url,
             headers=dict(headers),
@@ -325,17 +332,24 @@ class HttpSession:
         self.gate.acquire(cancel)
         try:
             try:
-                response = self._client.request(method, path, params=params, json=body)
+                with deadline.watching(self.policy.timeout_s, cancel) as clock:
+                    response = self._client.request(method, path, params=params, json=body)
             except httpx.ConnectTimeout:
                 raise NetworkError(
                     f"Could not connect to {self.platform} at {self.host} in time; check the "
                     "network and the base URL."
                 ) from None
             except httpx.TimeoutException:
+                seconds = policy_seconds(self.policy.timeout_s)
+                if clock.expired:
+                    raise PlatformTimeoutError(
+                        f"{self.platform} at {self.host} was still sending its answer after "
+                        f"{seconds}, the longest a request may take; try again later or "
+                        "raise the timeout in the connection settings."
+                    ) from None
                 raise PlatformTimeoutError(
-                    f"{self.platform} at {self.host} did not answer within "
-                    f"{policy_seconds(self.policy.timeout_s)}; try again later or raise the "
-                    "timeout in the connection settings."
+                    f"{self.platform} at {self.host} did not answer within {seconds}; try "
+                    "again later or raise the timeout in the connection settings."
                 ) from None
             except httpx.TransportError as exc:
                 raise NetworkError(

@@ -14,6 +14,20 @@ Decisions where the vendor's behaviour is UNKNOWN (documented so tests and clien
   so a client must read the body's `RetryAfter`.
 - `POST 3/contacts/optouts` answers the standard envelope with `Data: null`.
 - Unknown survey ids are HTTP 404; an unsupported filter is HTTP 400.
+
+Switches for platforms that behave worse than documented (all off by default; each can be set
+at start-up through SandboxConfig / `optout-desk sandbox` flags, or at runtime by `set_*`):
+- a silent page cap: at most `page_cap` rows per page whatever `$top` asks; `Meta.Limit`
+  reports the cap, or (`limit_echoes_top`) lies by echoing the `$top` asked. `Links.Next`
+  continues after the rows really served.
+- one short page: the answer at `$skip == short_page_at` holds only `short_page_rows` rows,
+  its Meta and Links unchanged (as if the page were full).
+- drip: an answer's bytes are written one at a time, `drip_s` apart, so a client's per-read
+  timeout never fires.
+- arrivals: `arrivals` new opt-outs are appended while a client pages, `arrivals_per_request`
+  on each list request with `$skip` > 0.
+- `posted_optouts`: "distinct" (each POSTed address gets its own ContactId and timestamp),
+  "contact-zero" / "contact-none" (ContactId 0 / null, and one timestamp for the whole batch).
 """
 
 from __future__ import annotations
@@ -47,6 +61,7 @@ ALL_ROLES = frozenset({ROLE_READ, ROLE_WRITE})
 ROLE_NAMES = {ROLE_READ: "Contacts (read)", ROLE_WRITE: "Contacts (write)"}
 DEFAULT_PAGE_SIZE = 25
 FAULT_KINDS = ("500", "503", "drop", "malformed", "429", "body-status")
+POSTED_MODES = ("distinct", "contact-zero", "contact-none")
 
 _SURVEY_PATH = re.compile(r"^3/surveys/(\d+)/contacts/optouts$")
 _CLAUSE = re.compile(
@@ -67,13 +82,15 @@ class RequestLogEntry:
 
 @dataclass(slots=True)
 class Reply:
-    """What the server sends back. `drop` closes the connection without an answer."""
+    """What the server sends back. `drop` closes the connection without an answer; `drip_s`
+    > 0 writes the body one byte at a time, that many seconds apart."""
 
     status: int
     body: bytes = b""
     content_type: str = "application/json; charset=utf-8"
     drop: bool = False
     headers: dict[str, str] = field(default_factory=dict)
+    drip_s: float = 0.0
 
 
 @dataclass(slots=True)
@@ -124,7 +141,10 @@ class CheckMarketState:
     def __init__(self, *, records: int = 500, seed: int = 1, surveys: int = 5,
                  max_page_size: int = 1000, throttle_per_minute: int | None = None,
                  throttle_window_s: float = 60.0, latency_ms: float = 0.0,
-                 next_link_base: str | None = None) -> None:
+                 next_link_base: str | None = None, page_cap: int | None = None,
+                 limit_echoes_top: bool = False, short_page_at: int | None = None,
+                 short_page_rows: int = 0, drip_s: float = 0.0, arrivals: int = 0,
+                 arrivals_per_request: int = 1, posted_optouts: str = "distinct") -> None:
         self._lock = threading.RLock()
         end = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
         self._generator = Generator(seed, surveys, end)
@@ -148,6 +168,20 @@ class CheckMarketState:
         self.submitted: list[dict[str, Any]] = []
         self.request_log: list[RequestLogEntry] = []
         self.hooks = HookRegistry()  # webhooks (sandbox/checkmarket_hooks.py)
+        self.page_cap: int | None = None
+        self.limit_echoes_top = False
+        self.short_page_at: int | None = None
+        self.short_page_rows = 0
+        self.drip_s = 0.0
+        self._drips_left: int | None = None  # None: every answer
+        self._arrivals_left = 0
+        self._arrivals_per_request = 1
+        self.posted_optouts = "distinct"
+        self.set_page_cap(page_cap, limit_echoes_top=limit_echoes_top)
+        self.set_short_page(short_page_at, short_page_rows)
+        self.set_drip(drip_s)
+        self.set_arrivals(arrivals, arrivals_per_request)
+        self.set_posted_optouts(posted_optouts)
 
     # -- the contract ------------------------------------------------------------------
 
@@ -189,6 +223,44 @@ class CheckMarketState:
     def set_latency(self, ms: float) -> None:
         self.latency_ms = ms
 
+    def set_page_cap(self, cap: int | None, *, limit_echoes_top: bool = False) -> None:
+        """Serve at most `cap` rows per page (None: as many as `$top` asks). Meta.Limit tells
+        the cap, or echoes the `$top` asked when `limit_echoes_top`."""
+        if cap is not None and cap < 1:
+            raise ValueError("a page cap must be at least 1")
+        with self._lock:
+            self.page_cap, self.limit_echoes_top = cap, limit_echoes_top
+
+    def set_short_page(self, skip: int | None, rows: int = 0) -> None:
+        """The answer at `$skip == skip` holds only `rows` rows, Meta and Links unchanged
+        (None: no short page)."""
+        if skip is not None and (skip < 0 or rows < 0):
+            raise ValueError("a short page needs a $skip and a row count of 0 or more")
+        with self._lock:
+            self.short_page_at, self.short_page_rows = skip, rows
+
+    def set_drip(self, seconds: float, count: int | None = None) -> None:
+        """Write answers one byte at a time, `seconds` apart (0: off): the next `count`
+        answers, or every answer when `count` is None."""
+        if seconds < 0 or (count is not None and count < 0):
+            raise ValueError("drip seconds and count must not be negative")
+        with self._lock:
+            self.drip_s, self._drips_left = seconds, count
+
+    def set_arrivals(self, count: int, per_request: int = 1) -> None:
+        """Append `count` new opt-outs while a client pages: `per_request` on each list
+        request with `$skip` > 0, until `count` have arrived."""
+        if count < 0 or per_request < 1:
+            raise ValueError("arrivals must be 0 or more, at least 1 per request")
+        with self._lock:
+            self._arrivals_left, self._arrivals_per_request = count, per_request
+
+    def set_posted_optouts(self, mode: str) -> None:
+        """How POSTed opt-outs are listed: one of POSTED_MODES (see the module docstring)."""
+        if mode not in POSTED_MODES:
+            raise ValueError(f"unknown mode {mode!r}; one of {', '.join(POSTED_MODES)}")
+        self.posted_optouts = mode
+
     def requests_to(self, path_prefix: str) -> list[RequestLogEntry]:
         with self._lock:
             return [e for e in self.request_log if e.path.startswith(path_prefix)]
@@ -207,6 +279,7 @@ class CheckMarketState:
             reply = self._answer(method, path, query, headers, body)
         except Exception as exc:  # a simulator bug must still answer like a server would
             reply = error_reply(500, f"Sandbox error: {type(exc).__name__}", "InternalServerError")
+        reply.drip_s = self._take_drip()
         entry = RequestLogEntry(method, path, query, 0 if reply.drop else reply.status,
                                 headers.get("host", ""), arrived, headers.get("x-key", ""))
         with self._lock:
@@ -293,6 +366,23 @@ class CheckMarketState:
                     return fault
             return None
 
+    def _take_drip(self) -> float:
+        with self._lock:
+            if self.drip_s <= 0 or self._drips_left == 0:
+                return 0.0
+            if self._drips_left is not None:
+                self._drips_left -= 1
+            return self.drip_s
+
+    def _arrive(self, skip: int) -> None:
+        """Opt-outs arriving while a client pages (the `arrivals` switch); under the lock."""
+        if skip > 0 and self._arrivals_left > 0:
+            count = min(self._arrivals_left, self._arrivals_per_request)
+            self._arrivals_left -= count
+            for row in self._generator.more(count, self._ticks[-1] if self._ticks
+                                            else ticks_of(datetime.now(UTC))):
+                self._append(row)
+
     def _fault_reply(self, fault: _Fault) -> Reply:
         if fault.kind == "drop":
             return Reply(0, drop=True)
@@ -335,30 +425,37 @@ class CheckMarketState:
                                    "joined by 'and'.", "ValidationException")
             bounds = parsed
         with self._lock:
+            self._arrive(skip)
             rows = self._rows if survey_id is None else self._by_survey[survey_id]
             ticks = self._ticks if survey_id is None else [r.ticks for r in rows]
             low = bisect.bisect_left(ticks, bounds[0])
             high = len(rows) if bounds[1] is None else bisect.bisect_right(ticks, bounds[1])
             high = max(low, high)
             total = high - low
-            page = rows[low + skip: min(high, low + skip + top)]
+            served = top if self.page_cap is None else min(top, self.page_cap)
+            limit = top if self.limit_echoes_top else served
+            page = rows[low + skip: min(high, low + skip + served)]
+            if skip == self.short_page_at:
+                page = page[:self.short_page_rows]
         fragments = []
         for row in page:
             if row.fragment is None:
                 row.fragment = _dumps(row.data)
             fragments.append(row.fragment)
+        # Links and Meta describe a full page of `served` rows (also on the short page).
         links: dict[str, Any] = {"Self": {"Href": self._href(path, top, skip, filter_text),
                                           "Method": "GET"}}
-        if skip + top < total:
-            links["Next"] = {"Href": self._href(path, top, skip + top, filter_text),
+        if skip + served < total:
+            links["Next"] = {"Href": self._href(path, top, skip + served, filter_text),
                              "Method": "GET"}
         if skip > 0:
-            links["Previous"] = {"Href": self._href(path, top, max(0, skip - top), filter_text),
-                                 "Method": "GET"}
+            links["Previous"] = {"Href": self._href(path, top, max(0, skip - served),
+                                                    filter_text), "Method": "GET"}
+        stop = min(total, skip + served) if skip == self.short_page_at else skip + len(page)
         meta = {
-            "Status": 200, "Timestamp": _now_text(), "TotalRowCount": total, "Limit": top,
-            "Offset": skip, "TotalPageCount": -(-total // top),
-            "StartRec": skip + 1 if page else 0, "StopRec": skip + len(page),
+            "Status": 200, "Timestamp": _now_text(), "TotalRowCount": total, "Limit": limit,
+            "Offset": skip, "TotalPageCount": -(-total // limit),
+            "StartRec": skip + 1 if stop > skip else 0, "StopRec": stop,
             "IsFiltered": bool(filter_text),
         }
         body = b"".join((b'{"Meta":', _dumps(meta), b',"Data":[', b",".join(fragments),
@@ -392,24 +489,33 @@ class CheckMarketState:
                                "PhoneNumbers.", "ValidationException")
         with self._lock:
             self.submitted.append(payload)
+            # "distinct": every row its own timestamp; otherwise the whole batch shares one.
+            batch_ticks = None if self.posted_optouts == "distinct" else self._next_ticks()
             for email in emails:
                 if email.strip() and email_key(email) not in self._emails:
-                    self._append(self._posted_row(email=email.strip()))
+                    self._append(self._posted_row(batch_ticks, email=email.strip()))
             for phone in phones:
                 if phone.strip() and phone_key(phone) not in self._phones:
-                    self._append(self._posted_row(phone=phone.strip()))
+                    self._append(self._posted_row(batch_ticks, phone=phone.strip()))
         return Reply(200, _envelope(200, None))
 
-    def _posted_row(self, *, email: str = "", phone: str = "") -> Row:
+    def _next_ticks(self) -> int:
         now = ticks_of(datetime.now(UTC))
-        ticks = max(now, (self._ticks[-1] + 1) if self._ticks else now)  # strictly increasing
-        contact_id = self._generator.next_contact_id()
+        return max(now, (self._ticks[-1] + 1) if self._ticks else now)  # strictly increasing
+
+    def _posted_row(self, batch_ticks: int | None, *, email: str = "", phone: str = "") -> Row:
+        ticks = self._next_ticks() if batch_ticks is None else batch_ticks
+        contact_id: int | None
+        if self.posted_optouts == "distinct":
+            contact_id = self._generator.next_contact_id()
+        else:
+            contact_id = 0 if self.posted_optouts == "contact-zero" else None
         data = {
             "DateOptOut": format_ticks(ticks), "LangCode": "", "ContactId": contact_id,
             "FirstName": "", "LastName": "", "Email": email or None, "Phone": phone or None,
             "CountryId": None, "OptoutSourceId": 2, "IsOptedOut": True,
         }
-        return Row(ticks, contact_id, data, (), email_key(email) if email else "",
+        return Row(ticks, contact_id or 0, data, (), email_key(email) if email else "",
                    phone_key(phone) if phone else "")
 
     def _append(self, row: Row) -> None:

@@ -3,7 +3,10 @@
 People from several countries and languages, emails with the mess real lists have (upper case,
 stray spaces), phones in mixed formats (international, dashed, national, none), a year of
 DateOptOut with a visible spike after a "campaign", and survey membership so survey-scoped
-lists differ from the account-wide one. Some records are email-only, some phone-only.
+lists differ from the account-wide one. Some records are email-only, some phone-only. Each
+generated person has their own email address and phone number (as contacts of one account do):
+a drawn address or number already taken is made unique without another random draw, so a seed
+gives the same data as before wherever nothing collided.
 
 Dates are kept as integer ticks (100 ns, like .NET) so ordering and filters are exact; the JSON
 text trims trailing zeros of the fraction, as the vendor's own samples do ("…01.033Z").
@@ -152,6 +155,8 @@ class Generator:
         self._next_contact = 50_000_000 + self._rng.randrange(1_000_000)
         # Precomputed ASCII forms: the generator runs 100k times per start, keep it cheap.
         self._ascii = {n: _ascii(n) for p in _PEOPLE for n in (*p[6], *p[7])}
+        self._emails_taken: set[str] = set()
+        self._phones_taken: set[str] = set()
 
     def generate(self, count: int) -> list[Row]:
         """`count` rows spread over the year before `end`, sorted by DateOptOut then ContactId."""
@@ -243,7 +248,13 @@ class Generator:
             local = f"{f[0]}{la}{10 + _below(rng, 9989)}"
         else:
             local = f"{f}{1950 + _below(rng, 56)}.{la[:3]}{_below(rng, 99)}"
-        email = f"{local}@{_pick(rng, domains)}"
+        domain = _pick(rng, domains)
+        email = f"{local}@{domain}"
+        suffix = 1
+        while email in self._emails_taken:  # another person has it: not a random re-draw
+            suffix += 1
+            email = f"{local}.{suffix}@{domain}"
+        self._emails_taken.add(email)
         key = email
         mess = rng.random()
         if mess < 0.05:
@@ -262,6 +273,10 @@ class Generator:
         else:
             national = prefix + f"{_below(rng, 10 ** rest):0{rest}d}"
         e164 = f"+{code}{national}"
+        while e164 in self._phones_taken:  # another person has it: the next free number
+            national = str(int(national) + 1).zfill(len(national))
+            e164 = f"+{code}{national}"
+        self._phones_taken.add(e164)
         style = rng.random()
         if style < 0.35:
             text = e164

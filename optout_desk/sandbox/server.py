@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -34,6 +35,15 @@ class SandboxConfig:
     throttle_window_s: float = 60.0  # the "minute" (tests shorten it)
     master_key: str | None = None  # demo keys; random when None
     key: str | None = None
+    # Worse-than-documented platforms (sandbox/checkmarket.py's docstring); all off by default.
+    page_cap: int | None = None  # serve at most this many rows per page, whatever $top says
+    limit_echoes_top: bool = False  # with page_cap: Meta.Limit lies, echoing the $top asked
+    short_page_at: int | None = None  # the answer at this $skip is short (Meta unchanged)
+    short_page_rows: int = 0  # ...and holds this many rows
+    drip_s: float = 0.0  # write every answer one byte at a time, this many seconds apart
+    arrivals: int = 0  # opt-outs that arrive while a client pages
+    arrivals_per_request: int = 1
+    posted_optouts: str = "distinct"  # or "contact-zero" / "contact-none" (one batch timestamp)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -73,7 +83,20 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in reply.headers.items():
             self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(reply.body)
+        if reply.drip_s > 0:
+            self._drip(reply.body, reply.drip_s)
+        else:
+            self.wfile.write(reply.body)
+
+    def _drip(self, body: bytes, seconds: float) -> None:
+        """One byte at a time: each read of a client gets data in time, the answer never ends
+        in time. Stops when the client hangs up."""
+        try:
+            for index in range(len(body)):
+                self.wfile.write(body[index:index + 1])
+                time.sleep(seconds)
+        except OSError:
+            self.close_connection = True
 
     def log_message(self, format: str, *args: object) -> None:
         """Quiet: the state keeps a request log; stderr noise would fail strict test runs."""
@@ -101,7 +124,10 @@ class Sandbox:
         self.state = CheckMarketState(
             records=c.records, seed=c.seed, surveys=c.surveys, max_page_size=c.max_page_size,
             throttle_per_minute=c.throttle_per_minute, throttle_window_s=c.throttle_window_s,
-            latency_ms=c.latency_ms,
+            latency_ms=c.latency_ms, page_cap=c.page_cap, limit_echoes_top=c.limit_echoes_top,
+            short_page_at=c.short_page_at, short_page_rows=c.short_page_rows, drip_s=c.drip_s,
+            arrivals=c.arrivals, arrivals_per_request=c.arrivals_per_request,
+            posted_optouts=c.posted_optouts,
         )
         self.master_key = c.master_key or "sbx-master-" + secrets.token_hex(8)
         self.key = c.key or "sbx-key-" + secrets.token_hex(8)

@@ -2,8 +2,16 @@
 
 A scope is "" for the account-wide list, else str(survey_id). A fetch is applied in ONE
 transaction at the end (`apply_fetch`), so a failed or cancelled fetch never leaves a half-written
-list behind. Rows are deduplicated on `OptOutRecord.dedupe_key`; the watermark is the newest
-DateOptOut seen, in `canonical_timestamp` form so that text order is time order.
+list behind. Rows are kept one per person (`record_key` = `OptOutRecord.dedupe_key`, see
+core.records.person_keys), with the EARLIEST DateOptOut of that person, as the connector keeps
+them; the watermark is the newest DateOptOut seen, in `canonical_timestamp` form so that text
+order is time order.
+
+Record keys have had two schemes (`sync_state.record_keys`, schema migration 6): 1 = ContactId +
+DateOptOut, which merged different people whose platform gave them ContactId 0 and one batch
+timestamp; 2 = person keys. A scope still on scheme 1 is re-keyed in the next `apply_fetch`
+(so an incremental fetch cannot count a cached person twice) and reports `needs_full_fetch`
+until a full fetch has replaced it, because people merged under scheme 1 are missing from it.
 """
 
 from __future__ import annotations
@@ -15,7 +23,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from optout_desk.core.records import RECORD_COLUMNS, OptOutRecord, canonical_timestamp
+from optout_desk.core.records import (
+    RECORD_COLUMNS,
+    OptOutRecord,
+    canonical_timestamp,
+    earliest_per_person,
+    person_keys,
+)
+
+# The record_key scheme apply_fetch writes (see the module docstring).
+RECORD_KEYS = 2
 
 # An incremental fetch asks for opt-outs dated at or after (watermark - overlap). The platform's
 # filter only takes whole seconds, several opt-outs can share the last timestamp, and an opt-out
@@ -39,11 +56,14 @@ _COLUMNS_AS_JSON = (
 
 @dataclass(frozen=True)
 class SyncState:
-    """Where a scope's cached list stands. `count` is the number of cached opt-outs."""
+    """Where a scope's cached list stands. `count` is the number of cached opt-outs;
+    `needs_full_fetch`: the list was cached under an older record-key scheme that could merge
+    different people, so only a full fetch makes it whole again."""
 
     watermark: str | None
     last_synced_at: str | None
     count: int
+    needs_full_fetch: bool = False
 
 
 @dataclass(frozen=True)
@@ -56,13 +76,14 @@ class ApplyResult:
 
 def sync_state(conn: sqlite3.Connection, connection_id: int, scope: str = "") -> SyncState:
     row = conn.execute(
-        "SELECT watermark, last_synced_at, record_count FROM sync_state "
+        "SELECT watermark, last_synced_at, record_count, record_keys FROM sync_state "
         "WHERE connection_id = ? AND scope = ?",
         (connection_id, scope),
     ).fetchone()
     if row is None:
         return SyncState(watermark=None, last_synced_at=None, count=0)
-    return SyncState(watermark=row[0], last_synced_at=row[1], count=int(row[2]))
+    return SyncState(watermark=row[0], last_synced_at=row[1], count=int(row[2]),
+                     needs_full_fetch=int(row[3]) < RECORD_KEYS)
 
 
 def scopes(conn: sqlite3.Connection, connection_id: int) -> list[str]:
@@ -132,31 +153,36 @@ def apply_fetch(
 
     replace=True (a full sync): the scope's list becomes exactly `records`.
     replace=False (incremental): `records` are added to what is cached.
-    Either way duplicates (same dedupe key) are kept once, and the watermark becomes the newest
-    DateOptOut cached. Any exception (including the caller's iterable raising Cancelled) rolls
-    the whole thing back and leaves the previous list intact.
+    Either way each person (same dedupe key) is kept once, with their earliest DateOptOut, and
+    the watermark becomes the newest DateOptOut cached. Any exception (including the caller's
+    iterable raising Cancelled) rolls the whole thing back and leaves the previous list intact.
     """
     rows = _Rows(records)
     conn.execute("BEGIN IMMEDIATE")
     try:
         previous = sync_state(conn, connection_id, scope)
+        if previous.needs_full_fetch:
+            _rekey(conn, connection_id, scope)
         generation = _generation(conn, connection_id, scope) + (1 if replace else 0)
         if replace:
             added, total = _replace_scope(conn, connection_id, scope, rows, generation)
             watermark = rows.newest
         else:
-            before = conn.total_changes
-            conn.executemany(_INSERT_NEW, rows.tuples(connection_id, scope, generation))
-            added = conn.total_changes - before
-            total = previous.count + added
+            before = _count(conn, connection_id, scope)
+            _merge_scope(conn, connection_id, scope, rows, generation)
+            total = _count(conn, connection_id, scope)
+            added = total - before
             watermark = _newest(previous.watermark, rows.newest)
+        # Only a full fetch restores people an old key scheme merged away.
+        keys = RECORD_KEYS if replace or not previous.needs_full_fetch else 1
         conn.execute(
             "INSERT INTO sync_state (connection_id, scope, watermark, last_synced_at, "
-            "record_count, generation) VALUES (?, ?, ?, ?, ?, ?) "
+            "record_count, generation, record_keys) VALUES (?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (connection_id, scope) DO UPDATE SET "
             "watermark = excluded.watermark, last_synced_at = excluded.last_synced_at, "
-            "record_count = excluded.record_count, generation = excluded.generation",
-            (connection_id, scope, watermark, synced_at, total, generation),
+            "record_count = excluded.record_count, generation = excluded.generation, "
+            "record_keys = excluded.record_keys",
+            (connection_id, scope, watermark, synced_at, total, generation, keys),
         )
     except BaseException:
         conn.execute("ROLLBACK")
@@ -190,18 +216,27 @@ def clear(conn: sqlite3.Connection, connection_id: int) -> None:
 
 _INSERT_COLUMNS = "connection_id, scope, generation, record_key, " + _DATA_COLUMNS
 _VALUES = "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-# Incremental: a row already cached stays as it is.
+# Incremental: a person already cached stays, unless this opt-out of theirs is earlier.
 _INSERT_NEW = f"INSERT OR IGNORE INTO optouts ({_INSERT_COLUMNS}) {_VALUES}"
-# Full sync: a row already cached is refreshed and stamped with the new generation; the rows
-# left with an older generation are the ones the platform no longer lists.
+_EARLIER = (
+    "UPDATE optouts SET " + ", ".join(f"{c} = ?" for c in _DATA_COLUMNS.split(", "))
+    + " WHERE connection_id = ? AND scope = ? AND record_key = ? AND date_opt_out > ?"
+)
+# Full sync: a person already cached is refreshed and stamped with the new generation (within
+# one fetch, the earliest opt-out of a person wins); the rows left with an older generation
+# are the ones the platform no longer lists.
 _UPSERT = (
     f"INSERT INTO optouts ({_INSERT_COLUMNS}) {_VALUES} "
-    "ON CONFLICT (connection_id, scope, record_key) DO UPDATE SET "
+    "ON CONFLICT (connection_id, scope, record_key) DO UPDATE SET generation = "
+    "excluded.generation, "
     + ", ".join(
-        f"{column} = excluded.{column}"
-        for column in ("generation", *_DATA_COLUMNS.split(", "))
+        f"{column} = CASE WHEN optouts.generation <> excluded.generation OR "
+        f"excluded.date_opt_out < optouts.date_opt_out THEN excluded.{column} ELSE {column} END"
+        for column in _DATA_COLUMNS.split(", ")
     )
 )
+# Records keyed a thousand at a time: person_keys normalises a column faster than one by one.
+_KEY_CHUNK = 4096
 
 
 class _Rows:
@@ -216,29 +251,58 @@ class _Rows:
         self, connection_id: int, scope: str, generation: int
     ) -> Iterator[tuple[Any, ...]]:
         newest = ""
-        for record in self._records:
-            date = record.date_opt_out
-            if len(date) != _CANONICAL_LENGTH or date[-1] != "Z" or date[10] != "T":
-                record = record._replace(date_opt_out=canonical_timestamp(date))
+        for chunk in _chunks(self._records):
+            for record, key in zip(chunk, person_keys(chunk), strict=True):
                 date = record.date_opt_out
-            if date > newest:
-                newest = date
-            yield (
-                connection_id,
-                scope,
-                generation,
-                record.dedupe_key,
-                date,
-                record.email,
-                record.phone,
-                record.first_name,
-                record.last_name,
-                record.lang_code,
-                record.contact_id,
-                record.survey_id,
-                record.source,
-            )
+                if date > newest:
+                    newest = date
+                yield (connection_id, scope, generation, key, *record)
         self.newest = newest or None
+
+
+def _chunks(records: Iterable[OptOutRecord]) -> Iterator[list[OptOutRecord]]:
+    """The records in lists of _KEY_CHUNK, dates in canonical form."""
+    chunk: list[OptOutRecord] = []
+    for record in records:
+        date = record.date_opt_out
+        if len(date) != _CANONICAL_LENGTH or date[-1] != "Z" or date[10] != "T":
+            record = record._replace(date_opt_out=canonical_timestamp(date))
+        chunk.append(record)
+        if len(chunk) == _KEY_CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _merge_scope(
+    conn: sqlite3.Connection, connection_id: int, scope: str, rows: _Rows, generation: int
+) -> None:
+    """Incremental: new people are added; a cached person keeps their earliest opt-out."""
+    fetched = list(rows.tuples(connection_id, scope, generation))
+    conn.executemany(_INSERT_NEW, fetched)
+    conn.executemany(_EARLIER, ((*row[4:], row[0], row[1], row[3], row[4]) for row in fetched))
+
+
+def _rekey(conn: sqlite3.Connection, connection_id: int, scope: str) -> None:
+    """Give a scope cached under an older key scheme today's person keys (earliest kept)."""
+    stored = conn.execute(
+        f"SELECT record_key, generation, {_DATA_COLUMNS} FROM optouts "
+        "WHERE connection_id = ? AND scope = ?",
+        (connection_id, scope),
+    ).fetchall()
+    records = [OptOutRecord(*row[2:]) for row in stored]
+    generations = {record: row[1] for record, row in zip(records, stored, strict=True)}
+    if [row[0] for row in stored] == person_keys(records):
+        return
+    kept = earliest_per_person(records)
+    conn.execute("DELETE FROM optouts WHERE connection_id = ? AND scope = ?",
+                 (connection_id, scope))
+    conn.executemany(
+        f"INSERT INTO optouts ({_INSERT_COLUMNS}) {_VALUES}",
+        ((connection_id, scope, generations[record], key, *record)
+         for record, key in zip(kept, person_keys(kept), strict=True)),
+    )
 
 
 def _replace_scope(

@@ -210,4 +210,11 @@ MIGRATIONS: list[str] = [
         value TEXT NOT NULL
     ) WITHOUT ROWID;
     """,
+    # 6: opt-outs are one per person (issue 9). The record_key scheme of each cached scope:
+    # 1 = ContactId + DateOptOut (what every list cached so far uses; it merged different
+    # people whose platform gave them ContactId 0 and one timestamp), 2 = person keys. A scope
+    # on 1 is re-keyed by its next fetch and fetched in full (store/cache.py).
+    """
+    ALTER TABLE sync_state ADD COLUMN record_keys INTEGER NOT NULL DEFAULT 1;
+    """,
 ]

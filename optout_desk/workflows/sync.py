@@ -1,9 +1,12 @@
 """Fetch a connection's opt-out list into the local cache.
 
 The first fetch of a scope is full; later ones are incremental, asking the platform only for
-opt-outs since the cached watermark (minus an overlap, see store.cache.incremental_since).
-Everything fetched is applied to the cache in one transaction at the very end, so a cancelled
-or failed fetch leaves the cached list exactly as it was. Every run goes into the history.
+opt-outs since the cached watermark (minus an overlap, see store.cache.incremental_since). A
+scope cached under an older record-key scheme is fetched in full once (store.cache:
+`needs_full_fetch`). Everything fetched is applied to the cache in one transaction at the very
+end, so a cancelled, failed or incomplete fetch (the connector's rows do not add up to the
+platform's count: IncompleteFetchError) leaves the cached list exactly as it was. Every run
+goes into the history.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from optout_desk.connectors import registry
+from optout_desk.connectors.errors import IncompleteFetchError
 from optout_desk.core.errors import BadInputError, Cancelled, DeskError
 from optout_desk.core.progress import (
     NEVER_CANCELLED,
@@ -76,8 +80,12 @@ def sync_optouts(
         profile = connections.get(db, connection)
         assert profile.id is not None
         state = cache.sync_state(db, profile.id, scope)
-        if full or (since_ts is None and state.last_synced_at is None):
+        if full or (since_ts is None and (state.last_synced_at is None
+                                          or state.needs_full_fetch)):
             ask_since, replace = None, True
+            if state.needs_full_fetch and not full:
+                log.info("fetch %s scope=%r: cached under an older key scheme; fetching in full",
+                         connection, scope)
         elif since_ts is not None:
             ask_since, replace = since_ts, False
         else:
@@ -90,10 +98,13 @@ def sync_optouts(
             progress(report)
 
         _, client = open_connection_client(connection)
-        with closing(client):
-            records = registry.as_lister(client, profile.system).list_optouts(
-                since=ask_since, survey_id=survey_id, progress=count_pages, cancel=cancel
-            )
+        try:
+            with closing(client):
+                records = registry.as_lister(client, profile.system).list_optouts(
+                    since=ask_since, survey_id=survey_id, progress=count_pages, cancel=cancel
+                )
+        except IncompleteFetchError as exc:
+            raise exc.left_unchanged(state.count) from None
         # Last chance to cancel: after this line the cache changes, all at once.
         cancel.raise_if_cancelled()
         synced_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -17,10 +17,12 @@ from optout_desk.connectors.checkmarket import (
 from optout_desk.connectors.errors import (
     AuthenticationError,
     ConfigurationError,
+    IncompleteFetchError,
     MalformedResponseError,
     MissingRoleError,
     NetworkError,
     PlatformError,
+    PlatformTimeoutError,
     RejectedRequestError,
     ThrottledError,
 )
@@ -397,3 +399,113 @@ def test_a_page_builds_the_same_records_as_one_by_one(odd: dict[str, Any]) -> No
         expected = [client._record(item, 3) for item in page]
         assert client._records(page, 3) == expected  # first page: sources not known yet
         assert client._records(page, 3) == expected  # later pages: the fast path
+
+
+# -- a fetch is complete or a clear failure (issue 9) -----------------------------------------
+
+
+def skips(box: Sandbox) -> list[int]:
+    return [int(e.query.split("skip=")[1].split("&")[0]) for e in box.state.requests_to(OPTOUTS)]
+
+
+@pytest.mark.parametrize("limit_lies", [False, True], ids=["limit-tells-the-cap", "limit-lies"])
+def test_a_silent_page_cap_is_paged_by_the_rows_really_served(
+    sandbox_factory: SandboxFactory, client_for: ClientFor, limit_lies: bool
+) -> None:
+    """The issue's case: $top=1000 asked, 500 served; today's client got 1,537 of 2,537."""
+    box = sandbox_factory(records=2537, seed=5, page_cap=500, limit_echoes_top=limit_lies)
+    records = client_for(box, page_size=1000).list_optouts()
+    assert len(records) == 2537 and rows(records) == expected(box)
+    # Pages of 500 from the second one on (a probe page when Meta.Limit claims 1000).
+    assert sorted(skips(box)) == [0, 500, 1000, 1500, 2000, 2500]
+
+
+def test_one_short_page_is_asked_again_for_the_rest(
+    sandbox_factory: SandboxFactory, client_for: ClientFor
+) -> None:
+    """The issue's other case: one page of 100 instead of 1000; today 1,637 of 2,537."""
+    box = sandbox_factory(records=2537, seed=5, short_page_at=1000, short_page_rows=100)
+    records = client_for(box, page_size=1000).list_optouts()
+    assert len(records) == 2537 and rows(records) == expected(box)
+    assert sorted(skips(box)) == [0, 1000, 1100, 2000]
+
+
+def test_a_short_first_page_does_not_shrink_the_paging(
+    sandbox_factory: SandboxFactory, client_for: ClientFor
+) -> None:
+    box = sandbox_factory(records=450, seed=5, short_page_at=0, short_page_rows=7)
+    records = client_for(box, page_size=100).list_optouts()
+    assert rows(records) == expected(box)
+    # Meta.Limit (100) is believed once a probe page proves the first one short.
+    assert sorted(skips(box)) == [0, 7, 107, 207, 307, 407]
+
+
+def test_opt_outs_arriving_during_the_fetch_are_fetched_too(
+    sandbox_factory: SandboxFactory, client_for: ClientFor
+) -> None:
+    box = sandbox_factory(records=2600, seed=5, arrivals=30, arrivals_per_request=2)
+    records = client_for(box, page_size=100, concurrency=4).list_optouts()
+    assert len(box.state.optouts()) == 2630
+    assert rows(records) == expected(box)
+
+
+def test_counts_that_cannot_agree_fail_with_both_numbers(
+    sandbox_factory: SandboxFactory, client_for: ClientFor
+) -> None:
+    """A page the platform never serves (empty at its $skip, and its Links.Next skipping it)."""
+    box = sandbox_factory(records=2537, seed=5, short_page_at=1000, short_page_rows=0)
+    with pytest.raises(IncompleteFetchError) as caught:
+        client_for(box, page_size=1000).list_optouts()
+    assert (caught.value.expected, caught.value.got) == (2537, 1537)
+    assert caught.value.message.startswith(
+        "CheckMarket said it holds 2,537 opt-outs but the fetch got 1,537; nothing from this "
+        "fetch was kept. Fetch again later;")
+    queries = [e.query for e in box.state.requests_to(OPTOUTS)]
+    assert any("top=1&" in q for q in queries)  # the count was asked again before failing
+
+
+def test_a_dripping_server_cannot_hold_a_request_past_the_timeout(
+    sandbox_factory: SandboxFactory, client_for: ClientFor
+) -> None:
+    box = sandbox_factory(records=50, drip_s=0.2)
+    started = time.monotonic()
+    with pytest.raises(PlatformTimeoutError) as caught:
+        client_for(box, timeout_s=1, max_retries=0).check()
+    assert time.monotonic() - started < 2.0
+    assert caught.value.message == (
+        f"CheckMarket at 127.0.0.1:{box.port} was still sending its answer after 1 s, the "
+        "longest a request may take; try again later or raise the timeout in the connection "
+        "settings.")
+
+
+def test_cancel_answers_within_half_a_second_mid_drip(
+    sandbox_factory: SandboxFactory, client_for: ClientFor
+) -> None:
+    import threading
+
+    box = sandbox_factory(records=3000, drip_s=0.5)
+    token = CancelToken()
+    threading.Timer(0.6, token.cancel).start()
+    started = time.monotonic()
+    with pytest.raises(Cancelled):
+        client_for(box, timeout_s=60, page_size=100).list_optouts(cancel=token)
+    assert time.monotonic() - started < 0.6 + 0.5
+
+
+# -- identity: two people are never one record (issue 9) ---------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["contact-zero", "contact-none"])
+def test_posted_opt_outs_without_contact_ids_stay_apart(
+    sandbox_factory: SandboxFactory, client_for: ClientFor, mode: str
+) -> None:
+    """100 people POSTed in one batch, listed with ContactId 0 (or none) and one timestamp:
+    today's client collapsed them into one."""
+    box = sandbox_factory(records=10, seed=5, posted_optouts=mode)
+    client = client_for(box)
+    people = [f"person{i}@example.com" for i in range(100)]
+    client.submit_optouts(people, [])
+    records = client.list_optouts()
+    assert len(records) == 110
+    assert {r.email for r in records} >= set(people)
+

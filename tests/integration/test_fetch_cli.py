@@ -10,9 +10,11 @@ import openpyxl
 import pytest
 
 from optout_desk.cli import main
+from optout_desk.core.records import OptOutRecord
 from optout_desk.sandbox.server import Sandbox
-from optout_desk.store import cache, connections
+from optout_desk.store import cache, connections, history
 from optout_desk.store.db import connect
+from tests.fixtures.sandbox import SandboxFactory
 
 
 @pytest.fixture
@@ -135,3 +137,75 @@ def test_bad_input_exits_2_with_one_sentence(
     assert main(args) == 2
     error = capsys.readouterr().err
     assert error.startswith("optout-desk: ") and len(error.strip().splitlines()) == 1
+
+
+# -- complete or a clear failure, the cache unchanged (issue 9) -----------------------------
+
+
+@pytest.fixture
+def big(sandbox_factory: SandboxFactory, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
+    """A connection 'big' on a sandbox with 2,537 opt-outs (pages of 1000: three pages)."""
+    box = sandbox_factory(records=2537, seed=5)
+    monkeypatch.setenv("OPTOUT_DESK_SECRET_BIG_MASTER_KEY", box.master_key)
+    monkeypatch.setenv("OPTOUT_DESK_SECRET_BIG_KEY", box.key)
+    assert main(["connection", "add", "big", "--system", "checkmarket",
+                 "--base-url", box.base_url]) == 0
+    return box
+
+
+def cached_rows(name: str) -> list[OptOutRecord]:
+    db = connect()
+    try:
+        profile = connections.get(db, name)
+        assert profile.id is not None
+        return cache.load_records(db, profile.id)
+    finally:
+        db.close()
+
+
+def test_a_silent_page_cap_still_caches_the_whole_list(
+    big: Sandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    big.state.set_page_cap(500, limit_echoes_top=True)
+    assert main(["fetch", "big"]) == 0
+    assert cached_count("big") == 2537  # the issue measured 1,537
+    assert "2,537 opt-outs" in capsys.readouterr().out
+
+
+def test_an_incomplete_full_fetch_fails_and_leaves_the_cache_as_it_was(
+    big: Sandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["fetch", "big"]) == 0
+    before = cached_rows("big")
+    big.state.set_short_page(1000, 0)  # a page the platform never serves
+    capsys.readouterr()
+    assert main(["fetch", "big", "--full"]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith(
+        "optout-desk: CheckMarket said it holds 2,537 opt-outs but the fetch got 1,537; the "
+        "cached list was left unchanged (2,537 opt-outs). Fetch again later;")
+    assert "Traceback" not in error
+    assert cached_rows("big") == before
+    db = connect()
+    try:
+        run = history.list_runs(db)[0]
+    finally:
+        db.close()
+    assert (run.kind, run.outcome) == ("fetch", "failed")
+    assert "said it holds 2,537 opt-outs but the fetch got 1,537" in run.message
+
+
+def test_a_list_cached_under_the_old_keys_is_fetched_in_full(
+    sandbox: Sandbox, demo_connection: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["fetch", demo_connection]) == 0
+    db = connect()
+    try:
+        db.execute("UPDATE sync_state SET record_keys = 1")  # as migration 6 leaves old lists
+    finally:
+        db.close()
+    capsys.readouterr()
+    assert main(["fetch", demo_connection]) == 0
+    assert "full fetch" in capsys.readouterr().out
+    assert main(["fetch", demo_connection]) == 0
+    assert "incremental fetch" in capsys.readouterr().out

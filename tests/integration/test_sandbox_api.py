@@ -264,3 +264,79 @@ def test_context_manager_stops_the_server() -> None:
         assert get(box).status_code == 200
     with pytest.raises(httpx.ConnectError):
         httpx.get(url + OPTOUTS, timeout=2)
+
+
+# -- switches for platforms that behave worse than documented --------------------------------
+
+
+def test_silent_page_cap_reports_the_cap_or_lies(sandbox_factory: SandboxFactory) -> None:
+    box = sandbox_factory(records=250, seed=7, page_cap=60)
+    honest = get(box, **{"$top": 100})
+    body = honest.json()
+    assert len(body["Data"]) == 60 and body["Data"] == box.state.optouts()[:60]
+    assert (body["Meta"]["Limit"], body["Meta"]["TotalRowCount"]) == (60, 250)
+    assert body["Links"]["Next"]["Href"].endswith("$top=100&$skip=60")  # after the rows served
+    box.state.set_page_cap(60, limit_echoes_top=True)
+    lying = get(box, **{"$top": 100, "$skip": 60}).json()
+    assert len(lying["Data"]) == 60 and lying["Meta"]["Limit"] == 100
+    box.state.set_page_cap(None)
+    assert len(get(box, **{"$top": 100}).json()["Data"]) == 100
+
+
+def test_one_short_page_keeps_its_meta_and_links(sandbox_factory: SandboxFactory) -> None:
+    box = sandbox_factory(records=250, seed=7, short_page_at=100, short_page_rows=7)
+    short = get(box, **{"$top": 100, "$skip": 100}).json()
+    assert short["Data"] == box.state.optouts()[100:107]
+    assert (short["Meta"]["StartRec"], short["Meta"]["StopRec"]) == (101, 200)
+    assert short["Links"]["Next"]["Href"].endswith("$skip=200")
+    # Only that $skip is short: the same rows asked from elsewhere are all there.
+    assert len(get(box, **{"$top": 100, "$skip": 107}).json()["Data"]) == 100
+    box.state.set_short_page(None)
+    assert len(get(box, **{"$top": 100, "$skip": 100}).json()["Data"]) == 100
+
+
+def test_drip_writes_an_answer_one_byte_at_a_time(sandbox: Sandbox) -> None:
+    sandbox.state.set_drip(0.004, count=1)
+    started = time.monotonic()
+    with client(sandbox) as c, c.stream("GET", "3/nothing/here") as response:
+        chunks = list(response.iter_raw())
+    body = b"".join(chunks)
+    assert response.status_code == 404 and json.loads(body)["Meta"]["Status"] == 404
+    assert len(chunks) > len(body) / 2  # bytes arrive one (or a few) at a time
+    assert time.monotonic() - started >= len(body) * 0.004
+    assert get(sandbox).status_code == 200  # count=1: the next answer is whole at once
+    sandbox.state.set_drip(0)
+
+
+def test_opt_outs_arrive_while_a_client_pages(sandbox: Sandbox) -> None:
+    sandbox.state.set_arrivals(3, per_request=2)
+    assert get(sandbox, **{"$top": 10}).json()["Meta"]["TotalRowCount"] == 250  # $skip 0
+    totals = [get(sandbox, **{"$top": 10, "$skip": 10}).json()["Meta"]["TotalRowCount"]
+              for _ in range(3)]
+    assert totals == [252, 253, 253]
+    assert len(sandbox.state.optouts()) == 253
+
+
+@pytest.mark.parametrize(("mode", "contact"), [("contact-zero", 0), ("contact-none", None)])
+def test_posted_opt_outs_without_contact_ids_share_the_batch_timestamp(
+    sandbox_factory: SandboxFactory, mode: str, contact: int | None
+) -> None:
+    box = sandbox_factory(records=10, posted_optouts=mode)
+    with client(box) as c:
+        c.post(OPTOUTS, json={"EmailAddresses": ["a@example.com", "b@example.com"],
+                              "PhoneNumbers": ["+32470000001"]})
+        c.post(OPTOUTS, json={"EmailAddresses": ["c@example.com"]})
+    added = box.state.optouts()[-4:]
+    assert [r["ContactId"] for r in added] == [contact] * 4
+    assert len({r["DateOptOut"] for r in added[:3]}) == 1
+    assert added[3]["DateOptOut"] != added[0]["DateOptOut"]
+    with pytest.raises(ValueError, match="unknown mode"):
+        box.state.set_posted_optouts("random")
+
+
+def test_generated_people_are_distinct(sandbox_factory: SandboxFactory) -> None:
+    rows = sandbox_factory(records=20_000, seed=1).state.optouts()
+    emails = [r["Email"].strip().lower() for r in rows if r["Email"]]
+    phones = ["".join(ch for ch in r["Phone"] if ch.isdigit()) for r in rows if r["Phone"]]
+    assert len(set(emails)) == len(emails)
+    assert len(set(phones)) > 0.999 * len(phones)  # national forms may share digits

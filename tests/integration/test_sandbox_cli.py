@@ -97,3 +97,30 @@ def test_sandbox_demo_adds_a_connection_per_system(
                 del os.environ[variable]
         code, _ = stop(process)
     assert code == 0
+
+
+def test_misbehaviour_flags_reach_the_simulator() -> None:
+    import httpx
+
+    process, printed = start_sandbox("--records", "120", "--page-cap", "50",
+                                     "--limit-echoes-top", "--posted-optouts", "contact-zero")
+    try:
+        headers = {"X-Master-Key": printed["Master key"], "X-Key": printed["Key"]}
+        with httpx.Client(base_url=printed["Base URL"], headers=headers, timeout=10) as c:
+            page = c.get("3/contacts/optouts", params={"$top": 100}).json()
+            c.post("3/contacts/optouts", json={"EmailAddresses": ["a@example.com"]})
+            last = c.get("3/contacts/optouts", params={"$top": 1, "$skip": 120}).json()
+    finally:
+        code, _ = stop(process)
+    assert code == 0
+    assert (len(page["Data"]), page["Meta"]["Limit"]) == (50, 100)
+    assert last["Data"][0]["ContactId"] == 0
+
+
+@pytest.mark.parametrize("flags", [["--page-cap", "0"], ["--drip-s", "-1"],
+                                   ["--arrivals", "-2"], ["--short-page-at", "-1"]])
+def test_bad_misbehaviour_flags_are_bad_usage(
+    flags: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["sandbox", *flags]) == 2
+    assert "--page-cap must be at least 1" in capsys.readouterr().err

@@ -11,10 +11,13 @@ from optout_desk.connectors.errors import (
     ConfigurationError,
     NetworkError,
     PlatformError,
+    PlatformTimeoutError,
     RejectedRequestError,
     ThrottledError,
 )
 from optout_desk.connectors.http import (
+    HttpPolicy,
+    HttpSession,
     ThrottleGate,
     is_transient,
     parse_timespan,
@@ -25,6 +28,7 @@ from optout_desk.connectors.http import (
 )
 from optout_desk.core.errors import Cancelled
 from optout_desk.core.progress import CancelToken
+from tests.fixtures.sandbox import SandboxFactory
 
 
 @pytest.mark.parametrize(
@@ -137,3 +141,35 @@ def test_gate_pause_holds_every_request_and_cancel_wakes_it() -> None:
     with pytest.raises(Cancelled):
         gate.acquire(token)
     assert time.monotonic() - started < 2
+
+
+def test_every_request_of_a_session_has_an_overall_deadline(sandbox_factory: SandboxFactory,
+                                                            ) -> None:
+    """Any connector's session, not only CheckMarket's: an answer dripped a byte every 0.1 s
+    never trips a per-read timeout, but the whole request ends at the policy's timeout."""
+    box = sandbox_factory(records=5, drip_s=0.1)
+    session = HttpSession(box.base_url, {}, HttpPolicy(timeout_s=0.8, max_retries=0),
+                          platform="Anything")
+    try:
+        started = time.monotonic()
+        with pytest.raises(PlatformTimeoutError) as caught:
+            session.request("GET", "3/contacts/optouts", interpret=lambda r: r.status_code)
+        assert 0.75 < time.monotonic() - started < 1.5
+        assert caught.value.message.startswith(
+            f"Anything at 127.0.0.1:{box.port} was still sending its answer after 0.8 s")
+        box.state.set_drip(0)
+        # The cut connection is not reused half-read: the next request gets a whole answer.
+        status, _ = session.request("GET", "3/contacts/optouts",
+                                    interpret=lambda r: r.status_code)
+        assert status == 401
+    finally:
+        session.close()
+
+
+def test_the_deadline_is_installed_under_the_default_transport() -> None:
+    import httpx
+
+    from optout_desk.connectors import deadline
+
+    assert deadline.install(httpx.HTTPTransport())
+    assert not deadline.install(httpx.MockTransport(lambda request: httpx.Response(200)))

@@ -226,3 +226,102 @@ def test_columns_fall_back_when_sqlite_string_limit_is_hit(
     with pytest.raises(sqlite3.DataError):
         conn.execute(cache._COLUMNS_AS_JSON, (cid, "")).fetchone()
     assert cache.load_columns(conn, cid) == expected
+
+
+# -- one record per person (issue 9) ---------------------------------------------------------
+
+BATCH = "2024-06-01T08:00:00.0000000Z"
+
+
+def test_people_with_contact_id_zero_and_one_timestamp_stay_apart(
+    conn: sqlite3.Connection, cid: int
+) -> None:
+    """The issue's case: a platform lists 100 POSTed opt-outs with ContactId 0 and the batch's
+    one timestamp; the ContactId + DateOptOut key kept 1 of them."""
+    batch = [rec(n, date=BATCH, contact_id=0) for n in range(100)]
+    result = cache.apply_fetch(conn, cid, "", [rec(900), *batch], replace=True, synced_at="t")
+    assert result == cache.ApplyResult(added=101, total=101)
+    again = cache.apply_fetch(conn, cid, "", batch, replace=False, synced_at="t2")
+    assert again == cache.ApplyResult(added=0, total=101)
+
+
+def test_a_person_keeps_their_earliest_opt_out(conn: sqlite3.Connection, cid: int) -> None:
+    early, late = "2024-05-01T08:00:00.0000000Z", "2024-05-09T08:00:00.0000000Z"
+    # One fetch listing the person twice, in either order: the earliest is kept.
+    for order in ([rec(1, date=late), rec(1, date=early, contact_id=99)],
+                  [rec(1, date=early, contact_id=99), rec(1, date=late)]):
+        cache.apply_fetch(conn, cid, "", order, replace=True, synced_at="t")
+        assert [(r.date_opt_out, r.contact_id) for r in cache.load_records(conn, cid)] == [
+            (early, 99)]
+    # Incremental: a later opt-out of a cached person adds nothing; an earlier one replaces it.
+    assert cache.apply_fetch(conn, cid, "", [rec(1, date="2024-05-20T08:00:00.0000000Z")],
+                             replace=False, synced_at="t2").added == 0
+    earliest = "2024-04-01T08:00:00.0000000Z"
+    assert cache.apply_fetch(conn, cid, "", [rec(1, date=earliest, contact_id=5)],
+                             replace=False, synced_at="t3") == cache.ApplyResult(0, 1)
+    assert [(r.date_opt_out, r.contact_id) for r in cache.load_records(conn, cid)] == [
+        (earliest, 5)]
+
+
+def test_a_full_fetch_takes_the_platforms_date_even_when_later(
+    conn: sqlite3.Connection, cid: int
+) -> None:
+    cache.apply_fetch(conn, cid, "", [rec(1, date="2024-05-01T08:00:00.0000000Z")],
+                      replace=True, synced_at="t1")
+    cache.apply_fetch(conn, cid, "", [rec(1, date="2024-05-03T08:00:00.0000000Z")],
+                      replace=True, synced_at="t2")
+    assert [r.date_opt_out for r in cache.load_records(conn, cid)] == [
+        "2024-05-03T08:00:00.0000000Z"]
+
+
+def old_database(path: Path) -> sqlite3.Connection:
+    """A database as the desk left it before the one-per-person keys: ContactId+DateOptOut
+    keys, and the issue's loss already in it (11 people of a ContactId-0 batch cached as
+    1 + 10)."""
+    from optout_desk.store.schema import MIGRATIONS
+
+    # Every migration before the one that added record_keys (wherever the list numbers it).
+    before = next(i for i, script in enumerate(MIGRATIONS) if "record_keys" in script)
+    raw = sqlite3.connect(path, isolation_level=None)
+    for script in MIGRATIONS[:before]:
+        raw.executescript(script)
+    raw.execute(f"PRAGMA user_version = {before}")
+    raw.execute("INSERT INTO connections (id, name, system, base_url, created_at) "
+                "VALUES (1, 'acme', 'checkmarket', 'https://x/', 't')")
+    for n in range(10):
+        r = rec(n)
+        raw.execute(f"INSERT INTO optouts (connection_id, scope, record_key, {cache._DATA_COLUMNS})"
+                    " VALUES (1, '', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (f"c:{n}|{r.date_opt_out}", *r))
+    survivor = rec(100, date=BATCH, contact_id=0)
+    raw.execute(f"INSERT INTO optouts (connection_id, scope, record_key, {cache._DATA_COLUMNS})"
+                " VALUES (1, '', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (f"c:0|{BATCH}", *survivor))
+    raw.execute("INSERT INTO sync_state (connection_id, scope, watermark, last_synced_at, "
+                "record_count) VALUES (1, '', ?, 't0', 11)", (BATCH,))
+    raw.close()
+    return db.connect(path)
+
+
+def test_migration_4_rekeys_old_lists_and_asks_for_a_full_fetch(tmp_path: Path) -> None:
+    from optout_desk.store.schema import MIGRATIONS
+
+    conn = old_database(tmp_path / "old.sqlite3")
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+        state = cache.sync_state(conn, 1)
+        assert (state.count, state.needs_full_fetch) == (11, True)
+        # An incremental fetch after upgrading: the people already cached are not counted
+        # again (their old keys are recomputed), and the list still wants a full fetch.
+        overlap = [rec(9), rec(100, date=BATCH, contact_id=0), rec(101, date=BATCH, contact_id=0)]
+        result = cache.apply_fetch(conn, 1, "", overlap, replace=False, synced_at="t1")
+        assert result == cache.ApplyResult(added=1, total=12)
+        assert cache.sync_state(conn, 1).needs_full_fetch
+        keys = {row[0] for row in conn.execute("SELECT record_key FROM optouts")}
+        assert all(key.startswith("p:") for key in keys)
+        full = [rec(n) for n in range(10)] + [rec(n, date=BATCH, contact_id=0)
+                                              for n in range(100, 200)]
+        result = cache.apply_fetch(conn, 1, "", full, replace=True, synced_at="t2")
+        assert result == cache.ApplyResult(added=98, total=110)
+        assert not cache.sync_state(conn, 1).needs_full_fetch
+    finally:
+        conn.close()
