@@ -27,10 +27,13 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
+from optout_desk.files.formats import SUPPORTED_EXTENSIONS
+
 if TYPE_CHECKING:
     from optout_desk.ui.main_window import MainWindow
 
-SPREADSHEET_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".csv")
+# What a dropped file may be to open it on the Reconcile page: what the reader opens.
+SPREADSHEET_SUFFIXES = SUPPORTED_EXTENSIONS
 
 
 @dataclass(frozen=True)
