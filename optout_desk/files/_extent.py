@@ -44,7 +44,7 @@ _CHUNK = 4 * 1024 * 1024
 # A window of half the run limit: any run at least as long as the limit holds one whole window.
 _RUN_WINDOW = MAX_XML_TEXT_RUN_BYTES // 2
 _REF = re.compile(rb' r="([A-Z]{1,3})(\d{1,10})"')
-_ANY_REF = re.compile(rb' r="([A-Z]{0,3})(\d{1,10})"')
+_ANY_REF = re.compile(rb'\sr="([A-Z]{0,3})(\d{1,10})"')
 _ROOT_PREFIX = re.compile(rb"<(?:(\w+):)?worksheet\b")
 
 
@@ -135,26 +135,64 @@ def _check_xlsx_sheet(file_name: str, archive: zipfile.ZipFile, info: zipfile.Zi
             root = _ROOT_PREFIX.search(data)
             prefix = root.group(1) + b":" if root and root.group(1) else b""
         cell = b"<" + prefix + b"c"
-        cells = sum(data.count(cell + end) for end in (b" ", b">", b"\n", b"\t", b"\r"))
+        cells = data.count(cell + b" ") + data.count(cell + b">")
         volume.count(cells, len(data))
-        if data.count(b"<" + prefix + b'c r="') != cells:
-            # Cells without a reference (or with it after other attributes): their place is
-            # where the previous cell ends, so walk the tags.
+        if data.count(cell + b' r="') != cells or _cell_then_space(prefix).search(data):
+            # Cells without a reference (or with it after other attributes, or after a line
+            # break): their place is where the previous cell ends, so walk the tags.
             _walk_xlsx_sheet(file_name, archive, info, watch, prefix)
             return
-        _scan_refs(sheet, data)
+        _scan_cell_refs(sheet, data, cell + b' r="')
+
+
+def _scan_cell_refs(sheet: _Sheet, data: bytes, opening: bytes) -> None:
+    """Raise the sheet's extent to every filled cell's reference in `data` (each cell written
+    `<c r="…"`); BadInputError once it is beyond the limit. Two searches per chunk, one for a
+    column and one for a row beyond the largest seen, match nothing in an ordinary sheet."""
+    # Rows and their cells come in order: the last cell of the last complete row holds the
+    # chunk's largest row and (usually) column, so the searches below rarely match at all.
+    row_end = data.rfind(b"row>")
+    last = data.rfind(opening, 0, row_end if row_end > 0 else len(data))
+    if last >= 0:
+        _see_ref(sheet, data, last + len(opening) - 4)
+    for beyond in (_columns_beyond, _rows_beyond):
+        position = 0
+        while found := beyond(opening, sheet.max_col, sheet.max_row).search(data, position):
+            position = found.end()
+            _see_ref(sheet, data, found.start() + len(opening) - 4)
+
+
+def _see_ref(sheet: _Sheet, data: bytes, at: int) -> None:
+    match = _REF.match(data, at)
+    if match is not None and not _self_closed(data, match.end()):
+        sheet.see(_column_number(match.group(1)), int(match.group(2)))
+
+
+@lru_cache(maxsize=64)
+def _cell_then_space(prefix: bytes) -> re.Pattern[bytes]:
+    return re.compile(b"<" + re.escape(prefix) + rb"c[\t\n\r]")
+
+
+@lru_cache(maxsize=256)
+def _columns_beyond(opening: bytes, max_col: int, max_row: int) -> re.Pattern[bytes]:
+    columns = _greater_columns(_column_letters(max_col)) if max_col else b"[A-Z]{1,3}"
+    return re.compile(re.escape(opening) + b"(?:" + columns + rb")\d")
+
+
+@lru_cache(maxsize=256)
+def _rows_beyond(opening: bytes, max_col: int, max_row: int) -> re.Pattern[bytes]:
+    return re.compile(re.escape(opening) + rb"[A-Z]{1,3}(?:" + _greater_number(max_row) + b')"')
 
 
 def _scan_refs(sheet: _Sheet, data: bytes, letters: bytes = b"[A-Z]{1,3}") -> None:
-    """Raise the sheet's extent to every cell reference in `data` (with letters="[A-Z]{0,3}",
-    row references too); BadInputError once it is beyond the limit."""
-    # Rows and their cells come in order: the last cell of the last complete row holds the
-    # chunk's largest row and (usually) column, so the search below rarely matches at all.
+    """Raise the sheet's extent to every reference ` r="…"` in `data`, whatever its tag
+    (with letters="[A-Z]{0,3}", row references too)."""
     row_end = data.rfind(b"row>")
     last = data.rfind(b' r="', 0, row_end if row_end > 0 else len(data))
     if last >= 0 and (match := _REF.match(data, last)) and not _self_closed(data, match.end()):
         sheet.see(_column_number(match.group(1)), int(match.group(2)))
     position = 0
+    # Any white space before the attribute (" r=", a line break): the writer was unusual.
     while found := _beyond(sheet.max_col, sheet.max_row, letters).search(data, position):
         match = _ANY_REF.match(data, found.start())
         position = found.end()
@@ -221,7 +259,7 @@ def _beyond(max_col: int, max_row: int, letters: bytes) -> re.Pattern[bytes]:
     """A reference ` r="…"` with a column after `max_col` or a row after `max_row`."""
     columns = _greater_columns(_column_letters(max_col)) if max_col else b"[A-Z]{1,3}"
     rows = _greater_number(max_row)
-    return re.compile(rb' r="(?:(?:' + columns + rb')\d|' + letters + rb'(?:' + rows + rb')")')
+    return re.compile(rb'\sr="(?:(?:' + columns + rb')\d|' + letters + rb'(?:' + rows + rb')")')
 
 
 def _greater_columns(letters: str) -> bytes:

@@ -17,6 +17,7 @@ caller gets one sentence: the child's own BadInputError, or what the app saw hap
 
 from __future__ import annotations
 
+import gc
 import io
 import os
 import pickle
@@ -54,11 +55,15 @@ class ReaderProcess:
     def __init__(self, path: Path, job: str, args: tuple[Any, ...],
                  on_rows: Callable[[list[list[Any]] | None], None] | None = None,
                  cancel: CancelToken = NEVER_CANCELLED,
-                 memory_limit: int | None = None, time_limit: float | None = None) -> None:
+                 memory_limit: int | None = None, time_limit: float | None = None,
+                 address_limit: int | None = None) -> None:
         self.path, self.job, self.args = path, job, args
         self.on_rows = on_rows
         self.cancel = cancel
+        # The watchdog's bound on the child's resident memory, and the child's own address
+        # space limit (the same by default; a test sets them apart to reach each one).
         self.memory_limit = memory_limit or limits.MAX_READER_MEMORY_BYTES
+        self.address_limit = address_limit or self.memory_limit
         self.time_limit = time_limit or limits.MAX_READER_SECONDS
         self.peak_rss = 0  # the child's largest resident size the watchdog saw
 
@@ -78,7 +83,7 @@ class ReaderProcess:
         try:
             assert process.stdin is not None
             try:
-                pickle.dump((list(sys.path), self.job, self.args, self.memory_limit),
+                pickle.dump((list(sys.path), self.job, self.args, self.address_limit),
                             process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
                 process.stdin.close()
             except OSError:
@@ -223,6 +228,9 @@ def child_main(request: tuple[list[str], str, tuple[Any, ...], int]) -> None:
     """The child process: bound itself, run the job, report on its stdout. Never raises."""
     _, job, args, memory_limit = request
     _limit_memory(memory_limit)
+    # Millions of row lists, none of them garbage, in a process that lives for one read: the
+    # cyclic collector would re-scan them all again and again (seconds per million rows).
+    gc.disable()
     # Messages go out on the original stdout; anything else written there (a library's print)
     # would break the frames, so fd 1 now points at nothing.
     out = os.fdopen(os.dup(1), "wb")

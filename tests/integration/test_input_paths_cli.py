@@ -120,8 +120,10 @@ def test_submit_refuses_a_huge_plain_list(
 
 def test_one_list_of_file_types() -> None:
     from optout_desk.files import _sniff
-    from optout_desk.ui.pages import SPREADSHEET_SUFFIXES as dropped
-    from optout_desk.workflows.submit import SPREADSHEET_SUFFIXES as submitted
+    from optout_desk.ui import pages
+    from optout_desk.workflows import submit
+
+    dropped, submitted = pages.SPREADSHEET_SUFFIXES, submit.SPREADSHEET_SUFFIXES
 
     assert ".xlsb" not in submitted  # the reader refuses it: submit must not promise it
     assert ".ods" in dropped  # the reader opens it: the window must accept it
