@@ -58,11 +58,13 @@ def read_text_table(path: Path) -> TextTable:
     csv.field_size_limit(MAX_CSV_FIELD_CHARS)
     reader = csv.reader(_lines(text), delimiter=delimiter, strict=False)
     rows: list[list[str | None]] = []
+    line = 0  # the last line of the last record read
     try:
         for record in reader:
             rows.append([cell if cell != "" else None for cell in record])
+            line = reader.line_num
     except csv.Error as exc:
-        raise _unreadable(path.name, reader.line_num, exc) from None
+        raise _unreadable(path.name, line + 1, exc) from None
     return TextTable(rows, encoding, delimiter)
 
 
@@ -89,11 +91,12 @@ def _lines(text: str) -> Iterator[str]:
 def _unreadable(name: str, line: int, exc: csv.Error) -> BadInputError:
     if "field larger than field limit" in str(exc):
         return BadInputError(
-            f"'{name}' has a cell longer than {MAX_CSV_FIELD_CHARS:,} characters (from line "
-            f"{line:,}): most likely a quote (\") that is never closed, so the rest of the file "
-            "reads as one cell; fix the quotes or export the list again."
+            f"'{name}' has a cell longer than {MAX_CSV_FIELD_CHARS:,} characters (in the row "
+            f"from line {line:,}): most likely a quote (\") that is never closed, so the rest "
+            "of the file reads as one cell; fix the quotes or export the list again."
         )
-    return BadInputError(f"'{name}' could not be read as a text table (line {line:,}): {exc}.")
+    return BadInputError(
+        f"'{name}' could not be read as a text table (the row from line {line:,}): {exc}.")
 
 
 def decode(name: str, data: bytes) -> tuple[str, str]:

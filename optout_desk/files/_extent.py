@@ -65,12 +65,18 @@ class _Watch:
 
     def __init__(self, cancel: CancelToken, on_progress: Callable[[int], None] | None) -> None:
         self.cancel, self.on_progress, self.checked = cancel, on_progress, 0
+        self.holding = False
 
     def passed(self, size: int) -> None:
         self.cancel.raise_if_cancelled()
         self.checked += size
-        if self.on_progress is not None:
+        if self.on_progress is not None and not self.holding:
             self.on_progress(self.checked)
+
+    def hold(self) -> None:
+        """No more progress until the end: a sheet whose cells must be walked is checked
+        whole before any parser starts (the walk is slower than a parser)."""
+        self.holding = True
 
 
 # ---------------------------------------------------------------- xlsx
@@ -214,6 +220,7 @@ def _walk_xlsx_sheet(file_name: str, archive: zipfile.ZipFile, info: zipfile.Zip
     columns are at most the largest referenced column plus the most cells any row holds, and
     the rows at most the largest referenced row plus the rows without a reference. Counted
     with byte operations (a million rows is a second), never cell by cell in Python."""
+    watch.hold()
     sheet, volume = _Sheet(file_name), _Volume(file_name)
     cell, row_open = b"<" + prefix + b"c", b"<" + prefix + b"row"
     referenced_rows = unreferenced_rows = widest_row = pending = 0

@@ -127,6 +127,7 @@ def test_one_list_of_file_types() -> None:
 
     assert ".xlsb" not in submitted  # the reader refuses it: submit must not promise it
     assert ".ods" in dropped  # the reader opens it: the window must accept it
-    assert set(dropped) == set(_sniff.SUPPORTED_EXTENSIONS) == set(formats.SUPPORTED_EXTENSIONS)
-    assert set(submitted) == set(formats.SPREADSHEET_EXTENSIONS) <= set(dropped)
+    assert set(_sniff.SUPPORTED_EXTENSIONS) == set(formats.SUPPORTED_EXTENSIONS)
+    assert set(dropped) == set(submitted) == set(formats.SPREADSHEET_EXTENSIONS)
+    assert set(formats.SPREADSHEET_EXTENSIONS) < set(formats.SUPPORTED_EXTENSIONS)
     assert formats.dialog_filter().startswith("Spreadsheets (*.xlsx *.xlsm *.xls *.ods *.csv")

@@ -112,8 +112,8 @@ def test_a_cell_longer_than_the_csv_modules_default_limit_is_read(make_text: Mak
 
 def test_a_quote_never_closed_is_refused_with_its_line(make_text: MakeText) -> None:
     body = "".join(f"p{i}@example.com,Person {i}\n" for i in range(60_000))  # > 1M characters
-    with pytest.raises(BadInputError, match=r"cell longer than 1,048,576 characters \(from line "
-                                            r"3\): most likely a quote"):
+    with pytest.raises(BadInputError, match=r"cell longer than 1,048,576 characters \(in the row "
+                                            r"from line 3\): most likely a quote"):
         read_table(make_text(f'Email,Name\na@example.com,Ann\nb@example.com,"Bob\n{body}'))
 
 
