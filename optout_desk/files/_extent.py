@@ -140,15 +140,14 @@ def _check_xlsx_sheet(file_name: str, archive: zipfile.ZipFile, info: zipfile.Zi
         if index == 0:
             root = _ROOT_PREFIX.search(data)
             prefix = root.group(1) + b":" if root and root.group(1) else b""
-        cell = b"<" + prefix + b"c"
-        cells = data.count(cell + b" ") + data.count(cell + b">")
-        volume.count(cells, len(data))
-        if data.count(cell + b' r="') != cells or _cell_then_space(prefix).search(data):
+        opening = b"<" + prefix + b'c r="'
+        if _irregular_cell(prefix).search(data):
             # Cells without a reference (or with it after other attributes, or after a line
             # break): their place is where the previous cell ends, so walk the tags.
             _walk_xlsx_sheet(file_name, archive, info, watch, prefix)
             return
-        _scan_cell_refs(sheet, data, cell + b' r="')
+        volume.count(data.count(opening), len(data))
+        _scan_cell_refs(sheet, data, opening)
 
 
 def _scan_cell_refs(sheet: _Sheet, data: bytes, opening: bytes) -> None:
@@ -161,11 +160,10 @@ def _scan_cell_refs(sheet: _Sheet, data: bytes, opening: bytes) -> None:
     last = data.rfind(opening, 0, row_end if row_end > 0 else len(data))
     if last >= 0:
         _see_ref(sheet, data, last + len(opening) - 4)
-    for beyond in (_columns_beyond, _rows_beyond):
-        position = 0
-        while found := beyond(opening, sheet.max_col, sheet.max_row).search(data, position):
-            position = found.end()
-            _see_ref(sheet, data, found.start() + len(opening) - 4)
+    position = 0
+    while found := _cells_beyond(opening, sheet.max_col, sheet.max_row).search(data, position):
+        position = found.end()
+        _see_ref(sheet, data, found.start() + len(opening) - 4)
 
 
 def _see_ref(sheet: _Sheet, data: bytes, at: int) -> None:
@@ -175,19 +173,19 @@ def _see_ref(sheet: _Sheet, data: bytes, at: int) -> None:
 
 
 @lru_cache(maxsize=64)
-def _cell_then_space(prefix: bytes) -> re.Pattern[bytes]:
-    return re.compile(b"<" + re.escape(prefix) + rb"c[\t\n\r]")
+def _irregular_cell(prefix: bytes) -> re.Pattern[bytes]:
+    """A cell tag not written `<c r="…"`: `<c>`, `<c/>`, `<c s="1" r=…>`, `<c\nr=…>`."""
+    return re.compile(b"<" + re.escape(prefix) + rb'c(?:[>/\t\n\r]| (?!r="))')
 
 
 @lru_cache(maxsize=256)
-def _columns_beyond(opening: bytes, max_col: int, max_row: int) -> re.Pattern[bytes]:
-    columns = _greater_columns(_column_letters(max_col)) if max_col else b"[A-Z]{1,3}"
-    return re.compile(re.escape(opening) + b"(?:" + columns + rb")\d")
-
-
-@lru_cache(maxsize=256)
-def _rows_beyond(opening: bytes, max_col: int, max_row: int) -> re.Pattern[bytes]:
-    return re.compile(re.escape(opening) + rb"[A-Z]{1,3}(?:" + _greater_number(max_row) + b')"')
+def _cells_beyond(opening: bytes, max_col: int, max_row: int) -> re.Pattern[bytes]:
+    """`<c r="…` with a column after `max_col` or a row after `max_row`. One search for both
+    (a third cheaper than two). The column letters need no end: letters that begin with
+    later ones, or are longer, are a later column either way."""
+    columns = _greater_columns(_column_letters(max_col)) if max_col else b"[A-Z]"
+    rows = _greater_number(max_row)
+    return re.compile(re.escape(opening) + b"(?:" + columns + rb"|[A-Z]{1,3}(?:" + rows + b')")')
 
 
 def _scan_refs(sheet: _Sheet, data: bytes, letters: bytes = b"[A-Z]{1,3}") -> None:
