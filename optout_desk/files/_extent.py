@@ -196,10 +196,11 @@ def _scan_refs(sheet: _Sheet, data: bytes, letters: bytes = b"[A-Z]{1,3}") -> No
     if last >= 0 and (match := _REF.match(data, last)) and not _self_closed(data, match.end()):
         sheet.see(_column_number(match.group(1)), int(match.group(2)))
     position = 0
-    # Any white space before the attribute (" r=", a line break): the writer was unusual.
+    # Any white space before the attribute (" r=", a line break): the writer was unusual. The
+    # search is for `r="` (a literal, fast to find); the white space is checked on a match.
     while found := _beyond(sheet.max_col, sheet.max_row, letters).search(data, position):
-        match = _ANY_REF.match(data, found.start())
         position = found.end()
+        match = _ANY_REF.match(data, found.start() - 1) if found.start() else None
         if match is not None and not (match.group(1) and _self_closed(data, match.end())):
             sheet.see(_column_number(match.group(1)), int(match.group(2)))
 
@@ -223,9 +224,9 @@ def _walk_xlsx_sheet(file_name: str, archive: zipfile.ZipFile, info: zipfile.Zip
     cell, row_open = b"<" + prefix + b"c", b"<" + prefix + b"row"
     referenced_rows = unreferenced_rows = widest_row = pending = 0
     for data in _xml_chunks(file_name, archive, info, watch):
-        cells = sum(data.count(cell + end) for end in (b" ", b">", b"\n", b"\t", b"\r"))
-        volume.count(cells, len(data))
-        rows = data.count(row_open + b" ") + data.count(row_open + b">")
+        # "<c" also counts <col>, <cfRule> and the like, a handful outside the cells: a bound.
+        volume.count(data.count(cell), len(data))
+        rows = data.count(row_open)
         with_reference = data.count(row_open + b' r="')
         unreferenced_rows += rows - with_reference
         referenced_rows = max(referenced_rows, _last_number(data, row_open + b' r="'))
@@ -261,10 +262,10 @@ def _check_shared_strings(file_name: str, archive: zipfile.ZipFile, info: zipfil
 
 @lru_cache(maxsize=256)
 def _beyond(max_col: int, max_row: int, letters: bytes) -> re.Pattern[bytes]:
-    """A reference ` r="…"` with a column after `max_col` or a row after `max_row`."""
+    """A reference `r="…"` with a column after `max_col` or a row after `max_row`."""
     columns = _greater_columns(_column_letters(max_col)) if max_col else b"[A-Z]{1,3}"
     rows = _greater_number(max_row)
-    return re.compile(rb'\sr="(?:(?:' + columns + rb')\d|' + letters + rb'(?:' + rows + rb')")')
+    return re.compile(rb'r="(?:(?:' + columns + rb')\d|' + letters + rb'(?:' + rows + rb')")')
 
 
 def _greater_columns(letters: str) -> bytes:
