@@ -165,14 +165,13 @@ def test_a_workbook_that_aborted_the_app_is_a_message(
     from tests.fixtures.hostile import xlsx_far_cell
 
     hostile = xlsx_far_cell(files / "far.xlsx", far)
-    notices: list[str] = []
-    monkeypatch.setattr(main_window, "notify", lambda text, level="info": notices.append(text))
     monkeypatch.setattr(type(page), "ask_open_path", classmethod(lambda cls, parent: hostile))
     page.open_button.click()
     qtbot.waitUntil(lambda: not page.busy and "far.xlsx" in page.status.text(),
                     timeout=20_000)
     assert f"has a cell at {far}" in page.status.text()
-    assert notices and f"has a cell at {far}" in notices[-1]
+    bar = main_window.message_bar
+    assert bar.level == "warning" and f"has a cell at {far}" in bar.text.text()
     assert page.tabs.count() == 0
     page.set_against_file(files / "list.xlsx")
     open_via_button(page, qtbot, monkeypatch, files / "crm.xlsx")  # the app still works
