@@ -43,14 +43,18 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from optout_desk.commands._terminal import out, progress_bar
-    from optout_desk.core.errors import BadInputError
     from optout_desk.core.reconcile import BUCKET_LABELS, Bucket
     from optout_desk.files.export import check_suffix
-    from optout_desk.workflows.reconcile import run_reconcile, write_result
+    from optout_desk.files.spreadsheet import check_readable
+    from optout_desk.workflows.reconcile import check_output, run_reconcile, write_result
 
     check_suffix(args.output)
-    if not args.spreadsheet.is_file():
-        raise BadInputError(f"There is no file {args.spreadsheet}.")
+    check_readable(args.spreadsheet)  # missing, a folder, not a spreadsheet: said before reading
+    # Before the comparison, not after it: the output must never overwrite an input.
+    inputs = [args.spreadsheet]
+    if Path(args.against).expanduser().exists():
+        inputs.append(Path(args.against).expanduser())
+    check_output(args.output, inputs, csv_per_bucket=args.csv_per_bucket and not args.scrub)
     with progress_bar(f"Reconciling {args.spreadsheet.name}") as report:
         run = run_reconcile(
             args.spreadsheet, args.against, sheet=args.sheet, region=args.region,

@@ -247,7 +247,6 @@ def _refuse_overlap(plan: Any) -> None:
 
 def read_inputs(args: argparse.Namespace) -> tuple[list[Any], str | None, str | None]:
     """The identifiers to submit, the source file's name and its SHA-256."""
-    from optout_desk.core.errors import BadInputError
     from optout_desk.core.plan import inputs_from_lines
 
     region = _region(args)
@@ -256,13 +255,11 @@ def read_inputs(args: argparse.Namespace) -> tuple[list[Any], str | None, str | 
         return inputs_from_lines(_decode(data).splitlines(), region=region), "standard input", \
             hashlib.sha256(data).hexdigest()
     path = Path(args.source).expanduser()
-    if not path.is_file():
-        raise BadInputError(f"There is no file {path}.")
-    from optout_desk.workflows.submit import SPREADSHEET_SUFFIXES
+    from optout_desk.workflows.submit import SPREADSHEET_SUFFIXES, read_list_file
 
     if path.suffix.lower() in SPREADSHEET_SUFFIXES:
         return _spreadsheet_inputs(path, args)
-    data = path.read_bytes()
+    data = read_list_file(path)  # a folder, a missing or a huge file: one sentence
     return (inputs_from_lines(_decode(data).splitlines(), region=region, source_file=path.name),
             path.name, hashlib.sha256(data).hexdigest())
 

@@ -86,6 +86,15 @@ def validate_base_url(url: str) -> str:
     loopback."""
     text = (url or "").strip()
     parts = urlsplit(text)
+    if "@" in parts.netloc:
+        # Checked first, so that no message below echoes the URL and its password. A user and
+        # password in the URL would be stored in the database and sent to the host as Basic
+        # auth beside the keys; the keys go in the keyring, never in the URL.
+        host = parts.netloc.rpartition("@")[2] or "the host"
+        raise ConfigurationError(
+            f"The base URL must not hold a user name or password (the part before '@'); give "
+            f"it as {parts.scheme or 'https'}://{host}/… and enter the keys when asked."
+        )
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise ConfigurationError(
             f"'{text}' is not a usable base URL: give a full address such as "

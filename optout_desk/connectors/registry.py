@@ -197,6 +197,33 @@ def parse_given(system: str, values: Mapping[str, Any]) -> dict[str, Any]:
     return parsed
 
 
+def check_secrets(system: str, secrets: Mapping[str, str]) -> None:
+    """ConfigurationError when a key holds a character no API key holds: a control character
+    (a line break or tab pasted with it) or one outside printable ASCII (an accented letter,
+    a typographic quote, a non-breaking space from a web page or a document). Such a key could
+    never work, and sent in a header it fails as a confusing network or encoding error. The
+    message says which kind of character, never the key."""
+    info = system_info(system)
+    labels = dict(zip(info.secret_fields, info.secret_labels, strict=True))
+    for secret_field, value in secrets.items():
+        problem = _secret_problem(value or "")
+        if problem:
+            label = labels.get(secret_field, secret_field)
+            raise ConfigurationError(
+                f"The {label.lower()} holds characters no key can hold ({problem}): paste it "
+                f"again from {info.label}, copying only the key."
+            )
+
+
+def _secret_problem(value: str) -> str | None:
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in value):
+        return "a line break, tab or other control character"
+    if any(ord(char) > 0x7E for char in value):
+        return ("a character outside plain ASCII, such as an accented letter, a typographic "
+                "quote or a non-breaking space")
+    return None
+
+
 def open_client(system: str, base_url: str, secrets: Mapping[str, str],
                 settings: Mapping[str, Any]) -> Client:
     info = system_info(system)
@@ -205,6 +232,9 @@ def open_client(system: str, base_url: str, secrets: Mapping[str, str],
         raise ConfigurationError(
             f"The connection lacks its {' and '.join(missing)}: edit the connection to enter "
             "them.")
+    # Keys from the keyring or an environment variable are checked again before use: either
+    # may have been set outside the desk.
+    check_secrets(system, {name: secrets[name] for name in info.secret_fields})
     if info.open_client is None:
         raise ConfigurationError(f"{info.label} has no client in this desk.")
     # The connector's own settings class validates (in its own words where it has them).

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import codecs
 import csv
-import io
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from optout_desk.core.errors import BadInputError
 
+from .limits import MAX_CSV_FIELD_CHARS, MAX_FILLED_CELLS, MAX_TEXT_BYTES
+
 DELIMITERS = (",", ";", "\t", "|")
 _SAMPLE_LINES = 50
+_SAMPLE_CHARS = 4 * MAX_CSV_FIELD_CHARS
 
 
 @dataclass
@@ -28,16 +31,72 @@ class TextTable:
 
 
 def read_text_table(path: Path) -> TextTable:
-    text, encoding = decode(path.name, path.read_bytes())
-    delimiter = sniff_delimiter(text, prefer_tab=path.suffix.lower() == ".tsv")
+    """The table in a text file; BadInputError when it is larger than the desk reads, holds a
+    field longer than MAX_CSV_FIELD_CHARS, or is not text."""
+    size = path.stat().st_size
+    if size > MAX_TEXT_BYTES:
+        raise BadInputError(
+            f"'{path.name}' is {size / 1024**2:,.0f} MB, more than the "
+            f"{MAX_TEXT_BYTES // 1024**2} MB of text the desk reads in one file; split the list "
+            "into smaller files."
+        )
+    prefer_tab = path.suffix.lower() == ".tsv"
+    data = path.read_bytes()
+    utf16 = data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+    if not utf16 and b"\x00" not in data[:4096]:
+        # Counted on the bytes, before decoding doubles the memory (the delimiter is an ASCII
+        # byte in every single-byte encoding and in UTF-8).
+        head = data[:_SAMPLE_CHARS].decode("latin-1")
+        _check_cells(path.name, data.count(sniff_delimiter(head, prefer_tab=prefer_tab).encode())
+                     + data.count(b"\n") + 1)
+    text, encoding = decode(path.name, data)
+    del data  # the text alone from here on: a large file is not held twice
+    delimiter = sniff_delimiter(text, prefer_tab=prefer_tab)
+    _check_cells(path.name, text.count(delimiter) + text.count("\n") + 1)
+    # The field limit is the csv module's, for the whole process: this runs in the reader
+    # process (files/_isolated.py), where nothing else parses CSV.
+    csv.field_size_limit(MAX_CSV_FIELD_CHARS)
+    reader = csv.reader(_lines(text), delimiter=delimiter, strict=False)
+    rows: list[list[str | None]] = []
+    line = 0  # the last line of the last record read
     try:
-        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=False)
-        rows: list[list[str | None]] = [
-            [cell if cell != "" else None for cell in record] for record in reader
-        ]
-    except csv.Error as exc:  # e.g. a field larger than the csv module's limit
-        raise BadInputError(f"'{path.name}' could not be read as a text table: {exc}.") from None
+        for record in reader:
+            rows.append([cell if cell != "" else None for cell in record])
+            line = reader.line_num
+    except csv.Error as exc:
+        raise _unreadable(path.name, line + 1, exc) from None
     return TextTable(rows, encoding, delimiter)
+
+
+def _check_cells(name: str, cells: int) -> None:
+    if cells > MAX_FILLED_CELLS:
+        raise BadInputError(
+            f"'{name}' holds about {cells:,} cells, more than the {MAX_FILLED_CELLS:,} the "
+            "desk reads in one file; split the list into smaller files."
+        )
+
+
+def _lines(text: str) -> Iterator[str]:
+    """The text's lines with their ends, as a file opened with newline="" gives them, without
+    io.StringIO's copy of the whole text (4 bytes a character)."""
+    separator = "\n" if "\n" in text or "\r" not in text else "\r"  # old Mac files: CR only
+    start = 0
+    while (end := text.find(separator, start)) != -1:
+        yield text[start:end + 1]
+        start = end + 1
+    if start < len(text):
+        yield text[start:]
+
+
+def _unreadable(name: str, line: int, exc: csv.Error) -> BadInputError:
+    if "field larger than field limit" in str(exc):
+        return BadInputError(
+            f"'{name}' has a cell longer than {MAX_CSV_FIELD_CHARS:,} characters (in the row "
+            f"from line {line:,}): most likely a quote (\") that is never closed, so the rest "
+            "of the file reads as one cell; fix the quotes or export the list again."
+        )
+    return BadInputError(
+        f"'{name}' could not be read as a text table (the row from line {line:,}): {exc}.")
 
 
 def decode(name: str, data: bytes) -> tuple[str, str]:
@@ -91,13 +150,18 @@ def _binary(name: str) -> BadInputError:
 
 def sniff_delimiter(text: str, *, prefer_tab: bool = False) -> str:
     """The delimiter that splits the first lines most consistently into more than one field."""
-    lines = text.lstrip("\ufeff").splitlines()[:_SAMPLE_LINES]
+    # The first lines only, from the start of the text: splitlines() on all of a large file
+    # would build a string per line just to keep fifty.
+    lines = text[:_SAMPLE_CHARS].lstrip("\ufeff").splitlines()[:_SAMPLE_LINES]
     sample = [line for line in lines if line.strip()]
     if not sample:
         return "\t" if prefer_tab else ","
     best, best_score = ("\t" if prefer_tab else ","), (0.0, 0)
     for delimiter in DELIMITERS:
-        counts = [len(record) for record in csv.reader(sample, delimiter=delimiter)]
+        try:
+            counts = [len(record) for record in csv.reader(sample, delimiter=delimiter)]
+        except csv.Error:  # a field beyond the csv module's limit: not this delimiter's fault
+            continue
         multi = [count for count in counts if count > 1]
         if not multi:
             continue

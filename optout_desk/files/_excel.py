@@ -15,20 +15,17 @@ calamine; the caller turns them into None.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import python_calamine as calamine
 
 from optout_desk.core.errors import BadInputError, Cancelled
-from optout_desk.core.progress import CancelToken
+from optout_desk.core.progress import NEVER_CANCELLED, CancelToken
 
 from ._sniff import FileKind
-
-_POLL_SECONDS = 0.05
 
 
 @dataclass
@@ -63,50 +60,34 @@ def sheet_infos(workbook: calamine.CalamineWorkbook) -> list[SheetInfo]:
     return infos
 
 
-def read_sheet(
-    path: Path, kind: FileKind, workbook: calamine.CalamineWorkbook, name: str,
-    cancel: CancelToken,
-) -> list[list[Any]]:
-    """Every row of the sheet from row 1 and column A; trailing empty rows are not included
-    (calamine ignores cells that carry a style but no value)."""
-
-    def load() -> list[list[Any]]:
-        sheet = workbook.get_sheet_by_name(name)
-        return cast(list[list[Any]], sheet.to_python(skip_empty_area=False))
-
+def iter_sheet(path: Path, kind: FileKind, workbook: calamine.CalamineWorkbook, name: str,
+               cancel: CancelToken = NEVER_CANCELLED) -> Iterator[list[Any]]:
+    """Every row of the sheet from row 1 and column A, one at a time (so the rows can be sent
+    on while the rest are converted); trailing empty rows are not included (calamine ignores
+    cells that carry a style but no value). Damaged files raise BadInputError; an xlsx that
+    calamine rejects is read by openpyxl instead."""
     try:
-        return _run_cancellable(load, cancel)
+        sheet = workbook.get_sheet_by_name(name)
     except calamine.PasswordError:
         raise BadInputError(f"'{path.name}' is protected by a password.") from None
     except (calamine.CalamineError, OSError, ValueError) as exc:
         if kind is FileKind.XLSX:
-            return _read_with_openpyxl(path, name, cancel, exc)
+            yield from _read_with_openpyxl(path, name, cancel, exc)
+            return
         raise _damaged(path, kind, exc) from None
-
-
-def _run_cancellable(work: Callable[[], list[list[Any]]], cancel: CancelToken) -> list[list[Any]]:
-    """Run calamine's one long call on a worker thread (it releases the GIL while parsing) so
-    Cancel answers within a fraction of a second instead of after the whole sheet is parsed.
-    A cancelled parse finishes in the background and its result is dropped."""
-    if cancel.cancelled:
-        raise Cancelled()
-    outcome: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            outcome["rows"] = work()
-        except BaseException as exc:  # handed to the caller's thread below
-            outcome["error"] = exc
-
-    worker = threading.Thread(target=target, name="calamine-read", daemon=True)
-    worker.start()
-    while worker.is_alive():
-        worker.join(_POLL_SECONDS)
-        if cancel.cancelled:
-            raise Cancelled()
-    if "error" in outcome:
-        raise outcome["error"]
-    return cast(list[list[Any]], outcome["rows"])
+    first_row, first_col = sheet.start or (0, 0)
+    for _ in range(first_row):
+        yield []
+    rows = sheet.iter_rows()
+    try:
+        if first_col:
+            padding = [""] * first_col
+            for row in rows:
+                yield padding + row
+        else:
+            yield from rows
+    except (calamine.CalamineError, ValueError) as exc:
+        raise _damaged(path, kind, exc) from None
 
 
 def _read_with_openpyxl(

@@ -14,18 +14,24 @@ from pathlib import Path
 
 from optout_desk.core.errors import BadInputError
 
-# Extensions the desk opens; anything else is refused by name before its bytes are read.
-EXCEL_EXTENSIONS = frozenset({".xlsx", ".xlsm", ".xls", ".ods"})
-TEXT_EXTENSIONS = frozenset({".csv", ".tsv", ".txt"})
-SUPPORTED_EXTENSIONS = EXCEL_EXTENSIONS | TEXT_EXTENSIONS
+from .formats import (
+    PLAIN_TEXT_EXTENSIONS,
+    SUPPORTED_EXTENSIONS,
+    TABLE_TEXT_EXTENSIONS,
+    WORKBOOK_EXTENSIONS,
+    describe_extensions,
+)
+from .limits import (
+    MAX_RATIO,
+    MAX_UNCOMPRESSED_BYTES,
+    MAX_ZIP_MEMBERS,
+    RATIO_CHECK_ABOVE_BYTES,
+)
 
-# Zip-bomb limits, checked on the zip directory before anything is decompressed. A real
-# 1M-row workbook is ~250 MB of XML; a sheet of a million empty styled rows compresses ~100:1.
-MAX_UNCOMPRESSED_BYTES = 2 * 1024**3
-MAX_RATIO = 1000
-RATIO_CHECK_ABOVE_BYTES = 50 * 1024**2
-# Text files are read whole (decoding needs the whole file to be sure of the encoding).
-MAX_TEXT_BYTES = 1024**3
+# Extensions the desk opens (one definition: files/formats.py); anything else is refused by
+# name before its bytes are read.
+EXCEL_EXTENSIONS = frozenset(WORKBOOK_EXTENSIONS)
+TEXT_EXTENSIONS = frozenset(TABLE_TEXT_EXTENSIONS + PLAIN_TEXT_EXTENSIONS)
 
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
@@ -45,30 +51,57 @@ def check_readable(path: Path) -> int:
     """The file's size; BadInputError if it is missing, a folder, unreadable, empty, or of an
     extension the desk does not open."""
     name = path.name
+    _check_exists(path)
     if path.suffix.lower() not in SUPPORTED_EXTENSIONS:
         raise BadInputError(
-            f"'{name}' is not a spreadsheet the desk can open: use an .xlsx, .xlsm, .xls, .ods, "
-            ".csv, .tsv or .txt file."
+            f"'{name}' is not a spreadsheet the desk can open: use an "
+            f"{describe_extensions()} file."
         )
+    size = check_file(path)
+    if size == 0:
+        raise BadInputError(f"'{name}' is empty (0 bytes); export the spreadsheet again.")
+    return size
+
+
+def check_file(path: Path) -> int:
+    """The size of a file the desk is about to read; BadInputError if it is missing, a folder
+    or unreadable (any kind of file: spreadsheets, and the text lists submit reads)."""
+    _check_exists(path)
     try:
-        if path.is_dir():
-            raise BadInputError(f"'{name}' is a folder, not a spreadsheet file.")
         size = path.stat().st_size
         with path.open("rb") as handle:
             handle.read(1)
     except FileNotFoundError:
-        raise BadInputError(
-            f"The file '{path}' does not exist (it may have been moved or deleted)."
-        ) from None
+        raise _missing(path) from None
     except PermissionError:
         raise BadInputError(
             f"The desk is not allowed to read '{path}'; check the file's permissions."
         ) from None
+    except IsADirectoryError:
+        raise _folder(path) from None
     except OSError as exc:
         raise BadInputError(f"'{path}' could not be read: {exc.strerror or exc}.") from None
-    if size == 0:
-        raise BadInputError(f"'{name}' is empty (0 bytes); export the spreadsheet again.")
     return size
+
+
+def _check_exists(path: Path) -> None:
+    try:
+        if path.is_dir():
+            raise _folder(path)
+        if not path.exists():
+            raise _missing(path)
+    except OSError as exc:
+        raise BadInputError(f"'{path}' could not be read: {exc.strerror or exc}.") from None
+
+
+def _folder(path: Path) -> BadInputError:
+    return BadInputError(
+        f"'{path}' is a folder, not a file; choose a file inside it."
+    )
+
+
+def _missing(path: Path) -> BadInputError:
+    return BadInputError(f"The file '{path}' does not exist (it may have been moved or deleted).")
 
 
 def sniff_kind(path: Path) -> FileKind:
@@ -139,12 +172,17 @@ def _has(members: list[zipfile.ZipInfo], filename: str) -> bool:
 
 
 def _check_bomb(name: str, members: list[zipfile.ZipInfo]) -> None:
+    if len(members) > MAX_ZIP_MEMBERS:
+        raise BadInputError(
+            f"'{name}' is a zip of {len(members):,} files, not a workbook (a workbook holds a "
+            "few dozen); the desk will not open it."
+        )
     total = sum(member.file_size for member in members)
     compressed = sum(member.compress_size for member in members)
     if total > MAX_UNCOMPRESSED_BYTES:
         raise BadInputError(
             f"'{name}' would unpack to {total / 1024**3:.1f} GB, more than the desk's limit of "
-            f"{MAX_UNCOMPRESSED_BYTES / 1024**3:.0f} GB; split it into smaller files."
+            f"{MAX_UNCOMPRESSED_BYTES / 1024**3:.1f} GB; split it into smaller files."
         )
     if total > RATIO_CHECK_ABOVE_BYTES and total > MAX_RATIO * max(compressed, 1):
         raise BadInputError(

@@ -26,9 +26,10 @@ from optout_desk.core.errors import BadInputError
 from optout_desk.core.progress import NEVER_CANCELLED, CancelToken, Progress, ProgressCallback
 from optout_desk.core.progress import no_progress as _no_progress
 
-from . import _excel
-from ._csv import read_text_table
-from ._sniff import EXCEL_EXTENSIONS, FileKind, check_readable, sniff_kind
+from ._isolated import ReaderProcess
+from ._reader import Sheets
+from ._sniff import EXCEL_EXTENSIONS, FileKind
+from ._sniff import check_readable as check_readable  # callers check a path before a long job
 
 no_progress = _no_progress
 
@@ -86,14 +87,8 @@ def list_sheets(path: Path) -> list[str]:
     """The readable sheets of a workbook in workbook order; [] for a text file."""
     path = Path(path)
     check_readable(path)
-    kind = sniff_kind(path)
-    if kind is FileKind.TEXT:
-        return []
-    workbook = _excel.open_workbook(path, kind)
-    try:
-        return [info.name for info in _excel.sheet_infos(workbook) if info.readable]
-    finally:
-        workbook.close()
+    names: list[str] = ReaderProcess(path, "sheets", (str(path),)).run()
+    return names
 
 
 def read_table(
@@ -103,10 +98,12 @@ def read_table(
     progress: ProgressCallback = no_progress,
     cancel: CancelToken = NEVER_CANCELLED,
 ) -> ImportedTable:
-    """Read one sheet (default: the first visible non-empty one) or a text file."""
+    """Read one sheet (default: the first visible non-empty one) or a text file.
+
+    The file is parsed in a reader process (files/_isolated.py): a hostile or broken file ends
+    in a BadInputError, never in the app's own crash."""
     path = Path(path)
     check_readable(path)
-    kind = sniff_kind(path)
     cancel.raise_if_cancelled()
     progress(Progress(0, None, "rows", f"Reading {path.name}…"))
     # A million row lists are allocated below and none is garbage; the cyclic collector would
@@ -118,7 +115,7 @@ def read_table(
     gc.collect()
     gc.disable()
     try:
-        table = _read_table(path, kind, sheet, progress, cancel)
+        table = _read_table(path, sheet, progress, cancel)
     finally:
         if collecting:
             gc.enable()
@@ -136,84 +133,38 @@ _FREEZE_ROWS = 100_000
 
 
 def _read_table(
-    path: Path, kind: FileKind, sheet: str | None, progress: ProgressCallback,
-    cancel: CancelToken,
+    path: Path, sheet: str | None, progress: ProgressCallback, cancel: CancelToken,
 ) -> ImportedTable:
+    raw: list[list[Any]] = []
+
+    def received(block: list[list[Any]] | None) -> None:
+        if block is None:  # the rows so far were an empty sheet the reader passed over
+            raw.clear()
+            return
+        raw.extend(block)
+        progress(Progress(len(raw), None, "rows", f"Reading {path.name}…"))
+
+    outcome: Sheets = ReaderProcess(path, "rows", (str(path), sheet), on_rows=received,
+                                    cancel=cancel).run()
     notes: list[str] = []
     extension = path.suffix.lower()
-    if kind is FileKind.TEXT:
+    if outcome.kind is FileKind.TEXT:
         if extension in EXCEL_EXTENSIONS:
             notes.append(f"'{path.name}' is really a text (CSV) file; it was read as one.")
-        if sheet is not None:
-            raise BadInputError(
-                f"'{path.name}' is a text file and has no sheets; leave out the sheet name."
-            )
-        text = read_text_table(path)
-        raw: list[list[Any]] = text.rows
-        sheet_name, file_format = None, "csv"
-        sheet_names: list[str] = []
-        encoding, delimiter = text.encoding, text.delimiter
+        file_format = "csv"
     else:
         if extension not in EXCEL_EXTENSIONS:
-            notes.append(f"'{path.name}' is really a {kind.value} workbook; it was read as one.")
-        raw, sheet_name, sheet_names = _read_workbook(path, kind, sheet, cancel)
-        file_format, encoding, delimiter = kind.value, None, None
+            notes.append(
+                f"'{path.name}' is really a {outcome.kind.value} workbook; it was read as one.")
+        file_format = outcome.kind.value
     cancel.raise_if_cancelled()
-    table = _build_table(path, raw, sheet_name, file_format)
-    table.sheet_names = sheet_names
-    table.encoding, table.delimiter = encoding, delimiter
+    table = _build_table(path, raw, outcome.sheet, file_format)
+    table.sheet_names = outcome.sheet_names
+    table.encoding, table.delimiter = outcome.encoding, outcome.delimiter
     table.notes = notes + table.notes
     table.sha256 = _sha256(path)
     progress(Progress(len(table.rows), len(table.rows), "rows", f"Read {len(table.rows)} rows"))
     return table
-
-
-def _read_workbook(
-    path: Path, kind: FileKind, wanted: str | None, cancel: CancelToken
-) -> tuple[list[list[Any]], str, list[str]]:
-    workbook = _excel.open_workbook(path, kind)
-    try:
-        infos = [info for info in _excel.sheet_infos(workbook) if info.readable]
-        names = [info.name for info in infos]
-        if not infos:
-            raise BadInputError(f"'{path.name}' has no worksheet to read.")
-        if wanted is not None:
-            name = _pick_sheet(path, names, wanted)
-            rows = _excel.read_sheet(path, kind, workbook, name, cancel)
-            if not _has_values(rows):
-                raise BadInputError(
-                    f"Sheet '{name}' of '{path.name}' is empty; choose another sheet "
-                    f"({_quoted(names)})."
-                )
-            return rows, name, names
-        # Default: the first visible sheet with data; hidden sheets only if nothing else has any.
-        ordered = [info for info in infos if info.visible] + [
-            info for info in infos if not info.visible
-        ]
-        for info in ordered:
-            rows = _excel.read_sheet(path, kind, workbook, info.name, cancel)
-            if _has_values(rows):
-                return rows, info.name, names
-        raise BadInputError(f"Every sheet of '{path.name}' is empty; there is nothing to import.")
-    finally:
-        workbook.close()
-
-
-def _pick_sheet(path: Path, names: list[str], wanted: str) -> str:
-    if wanted in names:
-        return wanted
-    folded = [name for name in names if name.casefold() == wanted.strip().casefold()]
-    if len(folded) == 1:
-        return folded[0]
-    if wanted.strip().isdigit() and 1 <= int(wanted) <= len(names):
-        return names[int(wanted) - 1]
-    raise BadInputError(
-        f"'{path.name}' has no sheet named '{wanted}'; its sheets are {_quoted(names)}."
-    )
-
-
-def _quoted(names: list[str]) -> str:
-    return ", ".join(f"'{name}'" for name in names)
 
 
 def _has_values(rows: list[list[Any]]) -> bool:

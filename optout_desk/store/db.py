@@ -1,4 +1,4 @@
-"""Opening the database: WAL, foreign keys, forward migrations."""
+"""Opening the database: private to the user, WAL, foreign keys, forward migrations."""
 
 from __future__ import annotations
 
@@ -22,6 +22,17 @@ def connect(path: Path | None = None) -> sqlite3.Connection:
     """
     path = path or paths.database_path()
     try:
+        # Cached opt-outs are personal data: the file is created private (0600) before SQLite
+        # opens it; SQLite gives its -wal and -shm files the database file's permissions.
+        paths.private_file(path)
+        for companion in _companions(path):
+            paths.tighten_if_present(companion)  # files left by an older, looser desk
+    except OSError as exc:
+        raise DatabaseError(
+            f"The desk's database at {path} cannot be created ({exc.strerror or exc}); check "
+            "the data folder's permissions or choose another with --data-dir."
+        ) from None
+    try:
         conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=True)
     except sqlite3.DatabaseError as exc:
         raise _unusable(path, exc) from exc
@@ -36,6 +47,10 @@ def connect(path: Path | None = None) -> sqlite3.Connection:
             raise _unusable(path, exc) from exc
         raise
     return conn
+
+
+def _companions(path: Path) -> list[Path]:
+    return [path.with_name(path.name + suffix) for suffix in ("-wal", "-shm", "-journal")]
 
 
 def _unusable(path: Path, exc: sqlite3.DatabaseError) -> DatabaseError:

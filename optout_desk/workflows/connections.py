@@ -114,6 +114,10 @@ def add_connection(
     missing = [f for f in fields if not secrets.get(f) and not _in_environment(name, f)]
     if missing:
         raise BadInputError(missing_keys_message(name, system, missing))
+    # Checked where they are entered (typed, pasted, or left in the environment), before
+    # anything is stored.
+    registry.check_secrets(system, {f: secrets.get(f) or _from_environment(name, f)
+                                    for f in fields})
     stored: list[str] = []
     try:
         for secret_field in fields:
@@ -163,6 +167,7 @@ def edit_connection(
             merged.update(registry.parse_given(profile.system, settings))
             profile.settings = merged
         _validate_settings(profile.system, profile.base_url, profile.settings)
+        registry.check_secrets(profile.system, {f: v for f, v in (secrets or {}).items() if v})
         for secret_field, value in (secrets or {}).items():
             if value:
                 secret_store.store_secret(name, secret_field, value, session_only=session_only)
@@ -300,7 +305,11 @@ def missing_keys_message(name: str, system: str, fields: list[str]) -> str:
 
 
 def _in_environment(name: str, secret_field: str) -> bool:
-    return bool(os.environ.get(secret_store.env_var_name(name, secret_field), "").strip())
+    return bool(_from_environment(name, secret_field))
+
+
+def _from_environment(name: str, secret_field: str) -> str:
+    return os.environ.get(secret_store.env_var_name(name, secret_field), "").strip()
 
 
 def _validate_settings(system: str, base_url: str, settings: Mapping[str, Any]) -> None:

@@ -94,6 +94,7 @@ class OtherList:
     synced_at: str | None = None
     sha256: str | None = None
     sheet: str | None = None
+    path: Path | None = None  # a file's path (an output must never overwrite it)
     # A look-up answers only for what it is asked: the records it holds beyond the spreadsheet
     # ("Missing from CRM") cannot be known, and `missing_note` says why.
     complete: bool = True
@@ -418,6 +419,8 @@ def load_other(
             "up, so there is nothing to compare with; choose a connection that can, or a file."
         )
     path = Path(against).expanduser()
+    if path.is_dir():
+        raise BadInputError(f"'{against}' is a folder, not a file; choose a file inside it.")
     if path.is_file():
         if path.resolve() == spreadsheet.resolve():
             raise BadInputError("The spreadsheet cannot be compared with itself.")
@@ -498,7 +501,7 @@ def _file_list(
     return OtherList(
         kind="file", name=path.name, headers=list(table.headers), rows=table.rows,
         columns=columns, labels=labels, row_numbers=table.row_numbers, sha256=table.sha256,
-        sheet=table.sheet,
+        sheet=table.sheet, path=path,
     )
 
 
@@ -554,6 +557,8 @@ def write_result(
     """
     path = Path(path)
     suffix = export.check_suffix(path)
+    inputs = [run.table.source] + ([run.other.path] if run.other.path is not None else [])
+    check_output(path, inputs, csv_per_bucket=csv_per_bucket and not scrub)
     headers = list(run.table.headers)
     if suffix == ".xlsx":
         sheets: list[export.SheetSpec] = []
@@ -603,6 +608,37 @@ def write_result(
     return [path]
 
 
+def output_paths(path: Path, *, csv_per_bucket: bool = False) -> list[Path]:
+    """Every file `write_result` writes for `path` (a .csv with csv_per_bucket adds one per
+    bucket beside it)."""
+    path = Path(path)
+    paths = [path]
+    if csv_per_bucket and path.suffix.lower() == ".csv":
+        paths += [path.with_name(f"{path.stem}-{bucket.value}.csv") for bucket in BUCKET_ORDER]
+    return paths
+
+
+def check_output(path: Path, inputs: Sequence[Path], *, csv_per_bucket: bool = False) -> None:
+    """BadInputError when a file the result would be written to is one of the inputs (the same
+    file after links and case are resolved): writing it would destroy the list being compared."""
+    for target in output_paths(path, csv_per_bucket=csv_per_bucket):
+        for source in inputs:
+            if _same_file(target, Path(source)):
+                raise BadInputError(
+                    f"The result would overwrite '{Path(source).name}', which is an input of "
+                    "this comparison; choose another output file name."
+                )
+
+
+def _same_file(first: Path, second: Path) -> bool:
+    try:
+        # samefile compares the device and inode (the file index on Windows): it sees through
+        # symbolic links, hard links, "..", and case on case-insensitive file systems.
+        return first.exists() and second.exists() and first.samefile(second)
+    except OSError:
+        return first.expanduser().resolve() == second.expanduser().resolve()
+
+
 def _combined_headers(run: ReconcileRun) -> list[str]:
     return [*run.table.headers, *STATUS_HEADERS]
 
@@ -641,7 +677,9 @@ __all__ = [
     "ROW_BUCKETS",
     "OtherList",
     "ReconcileRun",
+    "check_output",
     "load_other",
+    "output_paths",
     "reconcile_table",
     "run_reconcile",
     "write_result",

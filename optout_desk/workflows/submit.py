@@ -47,6 +47,8 @@ from optout_desk.core.progress import (
     ProgressCallback,
     no_progress,
 )
+from optout_desk.files.formats import SPREADSHEET_EXTENSIONS
+from optout_desk.files.lists import read_list_file as read_list_file  # for the CLI and GUI
 from optout_desk.store import connections, history, journal, locks
 from optout_desk.store.connections import ConnectionProfile
 from optout_desk.store.db import connect
@@ -150,8 +152,8 @@ class SubmitOutcome:
 
 
 # Files read through the spreadsheet import (columns detected); anything else is plain text,
-# one identifier per line.
-SPREADSHEET_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".xlsb", ".ods", ".csv", ".tsv")
+# one identifier per line. One definition for the reader, the CLI and the GUI.
+SPREADSHEET_SUFFIXES = SPREADSHEET_EXTENSIONS
 
 
 def inputs_from_spreadsheet(

@@ -154,6 +154,30 @@ def test_bad_file_is_a_message_not_a_crash(
     assert not page.export_button.isEnabled()
 
 
+@pytest.mark.parametrize("far", ["XFD1048576", "BZ1048576"])
+def test_a_workbook_that_aborted_the_app_is_a_message(
+    page: Any, qtbot: Any, files: Path, monkeypatch: pytest.MonkeyPatch, main_window: Any,
+    far: str,
+) -> None:
+    """A 2 KB xlsx with cells at A1 and XFD1048576 made python-calamine abort the whole
+    process (the GUI closed); now the page says why it will not read it, and the app goes on
+    to read the next file."""
+    from tests.fixtures.hostile import xlsx_far_cell
+
+    hostile = xlsx_far_cell(files / "far.xlsx", far)
+    monkeypatch.setattr(type(page), "ask_open_path", classmethod(lambda cls, parent: hostile))
+    page.open_button.click()
+    qtbot.waitUntil(lambda: not page.busy and "far.xlsx" in page.status.text(),
+                    timeout=20_000)
+    assert f"has a cell at {far}" in page.status.text()
+    bar = main_window.message_bar
+    assert bar.level == "warning" and f"has a cell at {far}" in bar.text.text()
+    assert page.tabs.count() == 0
+    page.set_against_file(files / "list.xlsx")
+    open_via_button(page, qtbot, monkeypatch, files / "crm.xlsx")  # the app still works
+    assert page.tab_titles()[0] == "To submit (2)"
+
+
 def test_mapping_dialog_proposes_and_previews(qtbot: Any, files: Path) -> None:
     from optout_desk.files.mapping import detect_columns
     from optout_desk.files.spreadsheet import read_table

@@ -143,6 +143,6 @@ def test_unknown_connection_and_bad_input(
 ) -> None:
     assert main(["submit", "nope", "--resume"]) == 2
     assert main(["submit", demo, "--from", str(tmp_path / "missing.txt")]) == 2
-    assert "There is no file" in capsys.readouterr().err
+    assert "does not exist" in capsys.readouterr().err
     assert main(["submit", demo, "--from", str(lines_file(tmp_path, ["x@y.be"])), "--region",
                  "ZZ", "--dry-run"]) == 2

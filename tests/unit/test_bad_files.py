@@ -194,15 +194,15 @@ def test_a_header_without_data(tmp_path: Path) -> None:
 def test_a_file_that_disappears_between_checks(
     contacts_xlsx: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Deleted after the existence check, before the workbook is opened."""
-    real_sniff = _sniff.sniff_kind
+    """Deleted after the app's checks, before the reader process opens it."""
+    real_check = _sniff.check_readable
 
-    def sniff_then_delete(path: Path) -> _sniff.FileKind:
-        kind = real_sniff(path)
+    def check_then_delete(path: Path) -> int:
+        size = real_check(path)
         path.unlink()
-        return kind
+        return size
 
-    monkeypatch.setattr("optout_desk.files.spreadsheet.sniff_kind", sniff_then_delete)
+    monkeypatch.setattr("optout_desk.files.spreadsheet.check_readable", check_then_delete)
     with pytest.raises(BadInputError, match="moved or deleted while it was being read"):
         read_table(contacts_xlsx)
 

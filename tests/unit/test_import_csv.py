@@ -99,3 +99,29 @@ def test_a_text_file_has_no_sheets(make_text: MakeText) -> None:
     assert list_sheets(path) == []
     with pytest.raises(BadInputError, match="has no sheets"):
         read_table(path, sheet="Sheet1")
+
+
+def test_a_cell_longer_than_the_csv_modules_default_limit_is_read(make_text: MakeText) -> None:
+    """131,072 characters is Python's default field limit: a longer notes cell gave "an
+    unexpected error" (csv.Error from the delimiter sniffing)."""
+    note = "x" * 200_000
+    table = read_table(make_text(f'Email,Note\na@example.com,"{note}"\nb@example.com,short\n'))
+    assert table.delimiter == ","
+    assert table.rows == [["a@example.com", note], ["b@example.com", "short"]]
+
+
+def test_a_quote_never_closed_is_refused_with_its_line(make_text: MakeText) -> None:
+    body = "".join(f"p{i}@example.com,Person {i}\n" for i in range(60_000))  # > 1M characters
+    with pytest.raises(BadInputError, match=r"cell longer than 1,048,576 characters \(in the row "
+                                            r"from line 3\): most likely a quote"):
+        read_table(make_text(f'Email,Name\na@example.com,Ann\nb@example.com,"Bob\n{body}'))
+
+
+def test_old_mac_line_ends_still_read(make_text: MakeText) -> None:
+    table = read_table(make_text("Email,Phone\ra@example.com,1\rb@example.com,2\r"))
+    assert table.rows == [["a@example.com", "1"], ["b@example.com", "2"]]
+
+
+def test_crlf_and_newlines_inside_quotes(make_text: MakeText) -> None:
+    table = read_table(make_text('Email,Note\r\na@example.com,"two\r\nlines"\r\n'))
+    assert table.rows == [["a@example.com", "two\r\nlines"]]

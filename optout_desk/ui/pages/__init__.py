@@ -27,10 +27,14 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
+from optout_desk.files.formats import SPREADSHEET_EXTENSIONS
+
 if TYPE_CHECKING:
     from optout_desk.ui.main_window import MainWindow
 
-SPREADSHEET_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".csv")
+# What a dropped file may be to open it on the Reconcile page: the tables the reader opens
+# (a .txt may as well be a list of identifiers, so it is opened from a page, not dropped).
+SPREADSHEET_SUFFIXES = SPREADSHEET_EXTENSIONS
 
 
 @dataclass(frozen=True)

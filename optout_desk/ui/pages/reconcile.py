@@ -34,6 +34,7 @@ from optout_desk import paths
 from optout_desk.core.errors import Cancelled, DeskError
 from optout_desk.core.progress import CancelToken, Progress, ProgressCallback
 from optout_desk.core.reconcile import BUCKET_LABELS, BUCKET_ORDER, Bucket
+from optout_desk.files.formats import dialog_filter
 from optout_desk.ui.dialogs.mapping import MappingDialog
 from optout_desk.ui.models.columnar import ColumnarTableModel
 from optout_desk.ui.tasks import TaskHandle, run_task
@@ -50,7 +51,7 @@ log = logging.getLogger(__name__)
 RECENT_KEY = "reconcile/recent_files"
 RECENT_MAX = 8
 OTHER_FILE = "Another file…"
-SPREADSHEET_FILTER = "Spreadsheets (*.xlsx *.xlsm *.xls *.ods *.csv *.tsv *.txt);;All files (*)"
+SPREADSHEET_FILTER = dialog_filter()
 
 
 @dataclass

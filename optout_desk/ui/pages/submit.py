@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 from optout_desk.core.errors import DeskError
 from optout_desk.core.plan import Plan, PlanInput, inputs_from_lines
 from optout_desk.core.progress import CancelToken, Progress, ProgressCallback
+from optout_desk.files.formats import dialog_filter
 from optout_desk.ui.dialogs.preview import PreviewDialog, SubmissionPreviewDialog
 from optout_desk.ui.models.columnar import ColumnarTableModel
 from optout_desk.ui.tasks import run_task
@@ -292,8 +293,7 @@ class SubmitPage(QWidget):
     def choose_file(self) -> None:
         name, _ = QFileDialog.getOpenFileName(
             self, "Identifiers to submit", "",
-            "Spreadsheets and text (*.xlsx *.xlsm *.xls *.ods *.csv *.tsv *.txt);;"
-            "All files (*)")
+            dialog_filter("Spreadsheets and text"))
         if name:
             self.open_file(Path(name))
 
@@ -308,7 +308,7 @@ class SubmitPage(QWidget):
                 inputs, name, sha = submit.inputs_from_spreadsheet(
                     path, region=region, progress=progress, cancel=cancel)
                 return inputs, name, None, sha
-            data = path.read_bytes()
+            data = submit.read_list_file(path)
             text = data.decode("utf-8-sig", errors="replace")
             return (inputs_from_lines(text.splitlines(), region=region, source_file=path.name),
                     path.name, None, hashlib.sha256(data).hexdigest())
