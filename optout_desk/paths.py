@@ -59,12 +59,23 @@ def private_dir(folder: Path) -> Path:
 def private_file(path: Path) -> Path:
     """Create `path` empty if missing, readable and writable by the user only; an existing
     file that others can read is tightened. Call before a library opens it, so the file is
-    never world-readable, not even for a moment."""
-    if os.name != "nt":
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_FILE_MODE)
-        os.close(descriptor)
-    else:
-        path.touch(exist_ok=True)
+    never world-readable, not even for a moment.
+
+    An existing file is never opened here: closing any descriptor of a file drops every POSIX
+    lock this process holds on it, and SQLite's connections in other threads rely on theirs
+    (opening and closing the database for each new connection lost committed journal writes
+    under concurrent threads)."""
+    if not path.exists():
+        if os.name != "nt":
+            try:
+                descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                                     PRIVATE_FILE_MODE)
+            except FileExistsError:
+                pass  # another thread created it meanwhile
+            else:
+                os.close(descriptor)
+        else:
+            path.touch(exist_ok=True)
     _tighten(path, PRIVATE_FILE_MODE)
     return path
 
