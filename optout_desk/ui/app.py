@@ -114,7 +114,7 @@ class DemoController:
             + " talk to the built-in sandbox." + hint + ".",
             "success",
         )
-        self.window.connectionsChanged.emit()
+        self.window.changes.connectionsChanged.emit()
 
     def _failed(self, exc: BaseException) -> None:
         self.window.show_error(exc, "The demo sandbox could not start")

@@ -1,6 +1,7 @@
-"""The main window: a sidebar of pages (ui/pages PAGES), a message bar, and the shared services
-pages use — `notify` (non-modal message), `show_error` (dialog with Copy details),
-`show_page`, `send_to_submit`, the `connectionsChanged` signal and the AppContext.
+"""The main window: a sidebar of pages (ui/pages PAGES), a message bar, and the PageHost every
+page is given (ui/host.py): `notify` (non-modal message), `show_error` (dialog with Copy
+details), `show_page`, `send_to_submit`, the last connection, the AppContext, the settings, and
+`changes`, the one object of change signals (cache, history, plans, connections).
 
 Pages are built lazily, the first time they are shown. Files dropped on the window go to the
 first page whose PageSpec lists the file's suffix in `accepts` (and whose optional
@@ -14,8 +15,8 @@ file at paths.settings_path(), so tests (OPTOUT_DESK_HOME) and demo runs stay is
 
 from __future__ import annotations
 
+import inspect
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,8 @@ from PySide6.QtWidgets import (
 from optout_desk import __version__, paths
 from optout_desk.ui import tasks
 from optout_desk.ui.errors import ErrorDialog
-from optout_desk.ui.pages import PAGES, PageSpec
+from optout_desk.ui.host import AppContext, Changes
+from optout_desk.ui.pages import PAGES, SPREADSHEET_SUFFIXES, PageSpec
 from optout_desk.ui.widgets.message_bar import MessageBar
 
 log = logging.getLogger(__name__)
@@ -45,14 +47,7 @@ log = logging.getLogger(__name__)
 TASK_WAIT_AT_CLOSE_MS = 5000
 
 
-@dataclass
-class AppContext:
-    """What the pages need to know about this run of the app."""
-
-    demo: bool = False
-    sandbox: Any = None  # optout_desk.sandbox.server.Sandbox in demo mode, once started
-    demo_connections: list[str] = field(default_factory=list)
-    temporary_data_dir: Path | None = None  # demo's throwaway data folder, removed on quit
+__all__ = ["AppContext", "MainWindow", "open_settings"]
 
 
 def open_settings() -> QSettings:
@@ -60,13 +55,15 @@ def open_settings() -> QSettings:
 
 
 class MainWindow(QMainWindow):
-    connectionsChanged = Signal()
+    """The window, and the PageHost (ui/host.py) of every page in it."""
+
     pageShown = Signal(str)
 
     def __init__(self, context: AppContext | None = None) -> None:
         super().__init__()
         self.context = context or AppContext()
-        self.setWindowTitle("Opt-out Desk" + (" — demo data" if self.context.demo else ""))
+        self.changes = Changes(self)
+        self._update_title("")
         self.setAcceptDrops(True)
         self.settings = open_settings()
         self._pages: dict[str, QWidget] = {}
@@ -132,9 +129,19 @@ class MainWindow(QMainWindow):
         pixmap = getattr(QStyle.StandardPixmap, spec.icon, QStyle.StandardPixmap.SP_FileIcon)
         return self.style().standardIcon(pixmap)
 
+    def _update_title(self, page_title: str) -> None:
+        # The platform adds the application's display name ("… — Opt-out Desk") itself: the
+        # title names only the page, so the name is never shown twice.
+        demo = " (demo data)" if self.context.demo else ""
+        self.setWindowTitle(f"{page_title}{demo}" if page_title else demo.strip(" ()"))
+
     def _build_menus(self) -> None:
         menu_bar = self.menuBar()
         file_menu = menu_bar.addMenu("&File")
+        open_action = QAction("&Open a spreadsheet…", self)
+        open_action.setShortcut(QKeySequence.StandardKey.Open)
+        open_action.triggered.connect(self.choose_file)
+        file_menu.addAction(open_action)
         self._add_action(file_menu, "&Fetch opt-outs", QKeySequence(Qt.Key.Key_F5), "fetch")
         self._add_action(file_menu, "&Export the rows shown…", QKeySequence("Ctrl+E"),
                          "export_shown")
@@ -205,6 +212,7 @@ class MainWindow(QMainWindow):
         key = PAGES[row].key
         page = self.page(key)
         self.stack.setCurrentWidget(page)
+        self._update_title(PAGES[row].title)
         self.settings.setValue("window/last_page", key)
         on_shown = getattr(page, "on_shown", None)
         if on_shown is not None:
@@ -226,14 +234,32 @@ class MainWindow(QMainWindow):
         if method is not None:
             method()
 
-    def send_to_submit(self, inputs: list[Any], origin: str) -> None:
-        """Open the Submit page with these PlanInputs (from Reconcile, the Inbox…)."""
+    @property
+    def connectionsChanged(self) -> Any:  # the Submit page still listens here
+        return self.changes.connectionsChanged
+
+    def send_to_submit(self, inputs: list[Any], origin: str,
+                       against: str | None = None) -> None:
+        """Open the Submit page with these PlanInputs (from Reconcile, the Inbox…); `against`
+        is the connection they were reconciled against."""
         page = self.show_page("submit")
         load = getattr(page, "load_inputs", None)
-        if load is not None:
-            load(inputs, origin)
-        else:
+        if load is None:
             self.notify("The Submit page is not built yet; nothing was sent.", "warning")
+        elif against is not None and "against" in inspect.signature(load).parameters:
+            load(inputs, origin, against=against)
+        else:
+            load(inputs, origin)
+
+    @Slot()
+    def choose_file(self) -> None:
+        """Ctrl+O: the current page opens a file if it can, else Reconcile does."""
+        page = self.current_page()
+        chooser = getattr(page, "choose_file", None)
+        if chooser is None:
+            chooser = getattr(self.show_page("reconcile"), "choose_file", None)
+        if chooser is not None:
+            chooser()
 
     # --- last connection (shared by pages) -------------------------------------------------
 
@@ -297,8 +323,9 @@ class MainWindow(QMainWindow):
     def open_file(self, path: Path) -> bool:
         key = self.page_for_file(path)
         if key is None:
-            self.notify(f"Opt-out Desk cannot open {path.name} here: drop a spreadsheet "
-                        "(.xlsx, .csv).", "warning")
+            kinds = ", ".join(SPREADSHEET_SUFFIXES)
+            self.notify(f"Opt-out Desk cannot open {path.name}: drop a spreadsheet or text "
+                        f"file ({kinds}).", "warning")
             return False
         page = self.show_page(key)
         opener = getattr(page, "open_file", None)

@@ -36,6 +36,7 @@ from optout_desk.ui.dialogs.connection import (
     ConnectionInput,
     KeyringChoice,
 )
+from optout_desk.ui.host import PageHost
 from optout_desk.ui.models.columnar import ColumnarTableModel
 from optout_desk.ui.tasks import run_task
 
@@ -91,9 +92,9 @@ def load_listing(_progress: ProgressCallback, _cancel: CancelToken) -> Listing:
 
 
 class ConnectionsPage(QWidget):
-    def __init__(self, window: Any) -> None:
+    def __init__(self, host: PageHost) -> None:
         super().__init__()
-        self.window_ = window
+        self.host = host
         self.rows: list[ConnectionRow] = []
         self.checks: dict[str, str] = {}
         self.backend_state = "unknown"
@@ -158,7 +159,7 @@ class ConnectionsPage(QWidget):
         layout.addWidget(self.empty_label)
         layout.addWidget(self.view, 1)
 
-        window.connectionsChanged.connect(self.refresh)
+        host.changes.connectionsChanged.connect(self.refresh)
         self._selection_changed()
         self.refresh()
 
@@ -173,7 +174,7 @@ class ConnectionsPage(QWidget):
 
     def _listed(self, listing: Listing) -> None:
         self._listing_task = None
-        selected = self.selected_name() or self.window_.last_connection()
+        selected = self.selected_name() or self.host.last_connection()
         self.rows = listing.rows
         self.backend_state = listing.backend_state
         self._show_backend(listing.backend_state, listing.backend_message)
@@ -226,7 +227,7 @@ class ConnectionsPage(QWidget):
         for button in (self.edit_button, self.remove_button, self.test_button):
             button.setEnabled(bool(name) and name not in self._busy)
         if name:
-            self.window_.set_last_connection(name)
+            self.host.set_last_connection(name)
 
     # --- add / edit ------------------------------------------------------------------------
 
@@ -278,9 +279,9 @@ class ConnectionsPage(QWidget):
 
     def _saved(self, name: str) -> None:
         self.checks.pop(name, None)
-        self.window_.set_last_connection(name)
-        self.window_.notify(f"Connection {name} saved.", "success")
-        self.window_.connectionsChanged.emit()
+        self.host.set_last_connection(name)
+        self.host.notify(f"Connection {name} saved.", "success")
+        self.host.changes.connectionsChanged.emit()
 
     def _save_failed(self, value: ConnectionInput, exc: BaseException) -> None:
         from optout_desk import secrets
@@ -293,13 +294,13 @@ class ConnectionsPage(QWidget):
             elif choice == RETRY:
                 self._save(value, session_only=False)
             else:
-                self.window_.notify("Nothing was saved.", "info")
-            self.window_.connectionsChanged.emit()
+                self.host.notify("Nothing was saved.", "info")
+            self.host.changes.connectionsChanged.emit()
             return
         if isinstance(exc, DeskError):
-            self.window_.notify(exc.message, "warning")
+            self.host.notify(exc.message, "warning")
         else:
-            self.window_.show_error(exc, "The connection could not be saved")
+            self.host.show_error(exc, "The connection could not be saved")
 
     # --- remove ----------------------------------------------------------------------------
 
@@ -329,10 +330,10 @@ class ConnectionsPage(QWidget):
 
     def _removed(self, name: str) -> None:
         self.checks.pop(name, None)
-        if self.window_.last_connection() == name:
-            self.window_.set_last_connection("")
-        self.window_.notify(f"Connection {name} removed.", "success")
-        self.window_.connectionsChanged.emit()
+        if self.host.last_connection() == name:
+            self.host.set_last_connection("")
+        self.host.notify(f"Connection {name} removed.", "success")
+        self.host.changes.connectionsChanged.emit()
 
     # --- test ------------------------------------------------------------------------------
 
@@ -359,10 +360,10 @@ class ConnectionsPage(QWidget):
             total = getattr(check, "total_optouts", None)
             summary = "works" + (f" · {total:,} opt-outs" if isinstance(total, int) else "")
             self._set_check(name, summary)
-            self.window_.notify(check.message or f"{name} works.", "success")
+            self.host.notify(check.message or f"{name} works.", "success")
         else:
             self._set_check(name, "failed")
-            self.window_.notify(check.message, "warning")
+            self.host.notify(check.message, "warning")
         self._selection_changed()
 
     def _test_failed(self, name: str, exc: BaseException) -> None:
@@ -379,6 +380,6 @@ class ConnectionsPage(QWidget):
 
     def _failed(self, exc: BaseException) -> None:
         if isinstance(exc, DeskError):
-            self.window_.notify(exc.message, "warning")
+            self.host.notify(exc.message, "warning")
         else:
-            self.window_.show_error(exc)
+            self.host.show_error(exc)

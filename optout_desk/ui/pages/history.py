@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
 )
 
 from optout_desk.store import history
+from optout_desk.ui.host import PageHost
 from optout_desk.ui.models.columnar import ColumnarTableModel
 from optout_desk.ui.tasks import run_task
 from optout_desk.ui.widgets.data_table import DataTable
@@ -53,9 +54,9 @@ def load_runs(limit: int = 1000) -> list[history.RunRecord]:
 
 
 class HistoryPage(QWidget):
-    def __init__(self, window: Any) -> None:
+    def __init__(self, host: PageHost) -> None:
         super().__init__()
-        self.window_ = window
+        self.host = host
         self.runs: list[history.RunRecord] = []
         self.model = ColumnarTableModel(COLUMNS, headers=HEADERS,
                                         search_columns=("kind", "connection", "source_file",
@@ -86,7 +87,7 @@ class HistoryPage(QWidget):
 
     def refresh(self) -> None:
         self.task = run_task(self, lambda _p, _c: load_runs(), on_success=self._loaded,
-                             on_failure=self.window_.show_error, name="history")
+                             on_failure=self.host.show_error, name="history")
 
     def _loaded(self, runs: list[history.RunRecord]) -> None:
         self.runs = runs
@@ -103,7 +104,7 @@ class HistoryPage(QWidget):
     def export_receipt(self, path: Path | None = None) -> None:
         run_id = self.selected_run_id()
         if run_id is None:
-            self.window_.notify("Select a run first.", "warning")
+            self.host.notify("Select a run first.", "warning")
             return
         if path is None:
             name, _ = QFileDialog.getSaveFileName(self, "Export receipt",
@@ -117,6 +118,6 @@ class HistoryPage(QWidget):
         target = path
         self.task = run_task(
             self, lambda _p, _c: export_run_receipt(run_id, target),
-            on_success=lambda rows: self.window_.notify(
+            on_success=lambda rows: self.host.notify(
                 f"Wrote run {run_id}'s receipt to {target}", "info"),
-            on_failure=self.window_.show_error, name="export receipt")
+            on_failure=self.host.show_error, name="export receipt")

@@ -32,6 +32,7 @@ from optout_desk.core.errors import Cancelled, DeskError
 from optout_desk.core.progress import CancelToken, Progress, ProgressCallback
 from optout_desk.core.records import RECORD_COLUMNS
 from optout_desk.ui.charts import DailyCounts, OptOutsPerDayChart, daily_counts
+from optout_desk.ui.host import PageHost
 from optout_desk.ui.models.columnar import ColumnarTableModel
 from optout_desk.ui.tasks import TaskHandle, run_task
 from optout_desk.ui.widgets.data_table import DataTable
@@ -127,9 +128,9 @@ def _duration(seconds: float) -> str:
 
 
 class OptOutsPage(QWidget):
-    def __init__(self, window: Any) -> None:
+    def __init__(self, host: PageHost) -> None:
         super().__init__()
-        self.window_ = window
+        self.host = host
         self.fetch_task: TaskHandle[Any] | None = None
         self._load_task: TaskHandle[Any] | None = None
         self._progress = FetchProgress()
@@ -197,7 +198,7 @@ class OptOutsPage(QWidget):
         layout.addWidget(self.chart)
         layout.addWidget(self.table, 1)
 
-        window.connectionsChanged.connect(self.reload_connections)
+        host.changes.connectionsChanged.connect(self.reload_connections)
         self.reload_connections()
         # pyqtgraph takes a few hundred ms to import: do it off the GUI thread now, so the
         # first chart does not stall the window (the widgets are still made on this thread).
@@ -219,7 +220,7 @@ class OptOutsPage(QWidget):
     def _connections_listed(self, listed: list[tuple[str, bool]]) -> None:
         names = [name for name, _ in listed]
         self._surveys = dict(listed)
-        current = self.connection.currentText() or self.window_.last_connection()
+        current = self.connection.currentText() or self.host.last_connection()
         self.connection.blockSignals(True)
         self.connection.clear()
         self.connection.addItems(names)
@@ -246,7 +247,7 @@ class OptOutsPage(QWidget):
     def _scope_changed(self, *_args: Any) -> None:
         name = self.connection_name()
         if name:
-            self.window_.set_last_connection(name)
+            self.host.set_last_connection(name)
         by_survey = self._surveys.get(name, False)
         self.survey.setVisible(by_survey)
         self.survey_label.setVisible(by_survey)
@@ -306,7 +307,7 @@ class OptOutsPage(QWidget):
     def fetch(self) -> None:
         name = self.connection_name()
         if not name:
-            self.window_.notify("Add a connection first (Connections page).", "info")
+            self.host.notify("Add a connection first (Connections page).", "info")
             return
         if self.fetching:
             return
@@ -351,22 +352,22 @@ class OptOutsPage(QWidget):
     def _fetched(self, result: Any) -> None:
         self._fetch_finished()
         kind = "Full re-fetch" if result.full else "Fetched"
-        self.window_.notify(
+        self.host.notify(
             f"{kind}: {result.fetched:,} opt-outs read, {result.added:,} new; "
             f"{result.total:,} in the list for {result.connection}.", "success")
 
     def _fetch_failed(self, exc: BaseException) -> None:
         self._fetch_finished()
         if isinstance(exc, Cancelled):
-            self.window_.notify("Fetch cancelled; the cached list is as it was.", "info")
+            self.host.notify("Fetch cancelled; the cached list is as it was.", "info")
         else:
             self._report(exc)
 
     def _report(self, exc: BaseException) -> None:
         if isinstance(exc, DeskError):
-            self.window_.notify(exc.message, "warning")
+            self.host.notify(exc.message, "warning")
         else:
-            self.window_.show_error(exc, "The fetch failed")
+            self.host.show_error(exc, "The fetch failed")
 
     # --- page protocol -------------------------------------------------------------------------
 

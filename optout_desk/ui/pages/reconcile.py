@@ -35,6 +35,7 @@ from optout_desk.core.errors import Cancelled, DeskError
 from optout_desk.core.progress import CancelToken, Progress, ProgressCallback
 from optout_desk.core.reconcile import BUCKET_LABELS, BUCKET_ORDER, Bucket
 from optout_desk.ui.dialogs.mapping import MappingDialog
+from optout_desk.ui.host import PageHost
 from optout_desk.ui.models.columnar import ColumnarTableModel
 from optout_desk.ui.tasks import TaskHandle, run_task
 from optout_desk.ui.widgets.data_table import DataTable
@@ -108,9 +109,9 @@ def suggestion_table(run: ReconcileRun) -> BucketTable:
 
 
 class ReconcilePage(QWidget):
-    def __init__(self, window: MainWindow) -> None:
+    def __init__(self, host: PageHost) -> None:
         super().__init__()
-        self.window_ = window
+        self.host = host
         self.run: ReconcileRun | None = None
         self.table: ImportedTable | None = None
         self.mapping: ColumnMapping | None = None
@@ -176,7 +177,7 @@ class ReconcilePage(QWidget):
     def open_file(self, path: Path, sheet: str | None = None) -> None:
         """Read `path` in the background, then ask for the mapping."""
         if self._task is not None:
-            self.window_.notify("A comparison is running; wait for it or cancel it.", "warning")
+            self.host.notify("A comparison is running; wait for it or cancel it.", "warning")
             return
         self._remember(path)
         self.run = None
@@ -249,7 +250,7 @@ class ReconcilePage(QWidget):
             finally:
                 db.close()
         except DeskError as exc:
-            self.window_.notify(exc.message, "warning")
+            self.host.notify(exc.message, "warning")
             names = []
         current = self.against.currentData()
         self.against.clear()
@@ -259,8 +260,8 @@ class ReconcilePage(QWidget):
             self.against.addItem(f"File: {self.against_file.name}", str(self.against_file))
         self.against.addItem(OTHER_FILE, OTHER_FILE)
         index = self.against.findData(current) if current else -1
-        if index < 0 and self.window_.last_connection():
-            index = self.against.findData(self.window_.last_connection())
+        if index < 0 and self.host.last_connection():
+            index = self.against.findData(self.host.last_connection())
         self.against.setCurrentIndex(max(index, 0))
         self._update_buttons()
 
@@ -271,10 +272,10 @@ class ReconcilePage(QWidget):
     # --- recent files ------------------------------------------------------------------------
 
     def recent_files(self) -> list[str]:
-        return recent_files(self.window_)
+        return recent_files(self.host)
 
     def _remember(self, path: Path) -> None:
-        remember_recent_file(self.window_, path)
+        remember_recent_file(self.host, path)
 
     def _refresh_recent(self) -> None:
         self.recent_menu.clear()
@@ -308,7 +309,7 @@ class ReconcilePage(QWidget):
         against = self.against_value()
         if self.table is None or against is None or self._task is not None:
             if against is None:
-                self.window_.notify("Pick a connection or a file to compare with.", "warning")
+                self.host.notify("Pick a connection or a file to compare with.", "warning")
             return
         table, mapping = self.table, self.mapping
         if mapping is None:
@@ -407,7 +408,7 @@ class ReconcilePage(QWidget):
         inputs = self.submit_inputs()
         if not inputs or self.run is None:
             return
-        self.window_.send_to_submit(inputs, f"reconcile of {self.run.table.source.name}")
+        self.host.send_to_submit(inputs, f"reconcile of {self.run.table.source.name}")
 
     def export_result(self) -> None:
         if self.run is None or self._task is not None:
@@ -426,7 +427,7 @@ class ReconcilePage(QWidget):
         self._start(f"Writing {path.name}…", work, self._exported)
 
     def _exported(self, written: list[Path]) -> None:
-        self.window_.notify("Wrote " + ", ".join(str(p) for p in written), "info")
+        self.host.notify("Wrote " + ", ".join(str(p) for p in written), "info")
 
     # --- tasks -------------------------------------------------------------------------------
 
@@ -460,9 +461,9 @@ class ReconcilePage(QWidget):
             self.status.setText("Cancelled; nothing was changed.")
         elif isinstance(exc, DeskError):
             self.status.setText(exc.message)
-            self.window_.notify(exc.message, "warning")
+            self.host.notify(exc.message, "warning")
         else:
-            self.window_.show_error(exc)
+            self.host.show_error(exc)
 
     def _finish(self) -> None:
         self._task = None
