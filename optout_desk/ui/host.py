@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from PySide6.QtWidgets import QWidget
 
     from optout_desk.core.plan import PlanInput
+    from optout_desk.ui.save_paths import SavePaths
 
 
 @dataclass
@@ -58,6 +59,7 @@ class PageHost(Protocol):
     context: AppContext
     changes: Changes
     settings: QSettings
+    exports: SavePaths  # where save dialogs start; demo exports the quit would delete
 
     def notify(self, text: str, level: str = "info") -> None:
         """Tier 1: a non-modal message (info, success, warning, error) in the message bar."""

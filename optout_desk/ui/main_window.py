@@ -40,6 +40,7 @@ from optout_desk.ui import tasks
 from optout_desk.ui.errors import ErrorDialog
 from optout_desk.ui.host import AppContext, Changes
 from optout_desk.ui.pages import PAGES, SPREADSHEET_SUFFIXES, PageSpec
+from optout_desk.ui.save_paths import SavePaths, documents_folder
 from optout_desk.ui.widgets.message_bar import MessageBar
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ class MainWindow(QMainWindow):
         self._update_title("")
         self.setAcceptDrops(True)
         self.settings = open_settings()
+        self.exports = SavePaths(self.settings, self.context.temporary_data_dir)
         self._pages: dict[str, QWidget] = {}
         self._closing = False
 
@@ -351,7 +353,37 @@ class MainWindow(QMainWindow):
         self.show_page(key if key in keys else ("optouts" if self.context.demo else
                                                 "connections"))
 
+    @classmethod
+    def ask_about_demo_exports(cls, parent: QWidget, files: list[Path]) -> str:
+        """"move", "delete" or "cancel" for exports in the demo's temporary folder (tests
+        patch this)."""
+        box = QMessageBox(parent)
+        box.setIcon(QMessageBox.Icon.Warning)
+        box.setWindowTitle("Exported files would be deleted")
+        names = "\n".join(f"• {path.name}" for path in files[:8])
+        more = f"\n… and {len(files) - 8} more" if len(files) > 8 else ""
+        box.setText(f"{len(files)} exported file{'s are' if len(files) != 1 else ' is'} in the "
+                    "demo's temporary folder, which is deleted when the desk quits:\n"
+                    f"{names}{more}")
+        move = box.addButton(f"Move to {documents_folder().name} and quit",
+                             QMessageBox.ButtonRole.AcceptRole)
+        delete = box.addButton("Quit and delete them", QMessageBox.ButtonRole.DestructiveRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(move)
+        box.exec()
+        clicked = box.clickedButton()
+        return "move" if clicked is move else "delete" if clicked is delete else "cancel"
+
     def closeEvent(self, event: QCloseEvent) -> None:
+        at_risk = self.exports.at_risk() if self.context.temporary_data_dir else []
+        if at_risk:
+            answer = self.ask_about_demo_exports(self, at_risk)
+            if answer == "cancel":
+                event.ignore()
+                return
+            if answer == "move":
+                moved = self.exports.rescue()
+                log.info("moved %d demo export(s) to the documents folder", len(moved))
         self._closing = True
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())

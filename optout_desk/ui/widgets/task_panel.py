@@ -167,8 +167,9 @@ class TaskPanel(QWidget):
             self.bar.setValue(min(report.done, report.total))
         else:
             self.bar.setRange(0, 0)
-        if report.message:
-            self.status.setText(_with_counts(report))
+        text = _with_counts(report)
+        if text:
+            self.status.setText(text)
         seconds = self.time_left.estimate(report.done, report.total)
         self.eta.setText(time_left_text(seconds) if seconds is not None else "")
 
@@ -189,7 +190,14 @@ class TaskPanel(QWidget):
 
 
 def _with_counts(report: Progress) -> str:
-    """The report's message, with "12,000 of 50,000 rows" after it when the work counts."""
-    if not report.total or report.unit in ("", "items"):
-        return report.message
-    return f"{report.message} {number(report.done)} of {number(report.total)} {report.unit}"
+    """The report's message, then what it counts: "Reading… 12,000 of 50,000 rows",
+    "3 of 10 pages · 150 records"."""
+    counted = ""
+    if report.unit not in ("", "items"):
+        if report.total:
+            counted = f"{number(report.done)} of {number(report.total)} {report.unit}"
+        elif report.done:
+            counted = f"{number(report.done)} {report.unit}"
+    if report.records is not None:
+        counted += f"{' · ' if counted else ''}{number(report.records)} records"
+    return " ".join(part for part in (report.message, counted) if part)
