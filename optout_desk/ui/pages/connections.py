@@ -2,8 +2,11 @@
 
 Every keyring call (storing, reading where a secret lives, the backend's status) runs in a
 background task: a locked Secret Service can block on D-Bus for a long time. When there is no
-keyring backend or it is locked, the page says so in a banner and, when keys must be stored,
-offers the choices (this session only / unlock and retry) — never a plaintext file.
+keyring backend or it is locked, the page says so in a banner; with no backend at all the
+connection dialog itself offers "this session only" (the one message about it), and a store
+that fails anyway offers the choices (this session only / unlock and retry) — never a
+plaintext file. In demo mode the demo keys are meant to live in memory: a quiet line says so
+instead of the warning banner. Remove asks first, with Cancel as the default answer.
 """
 
 from __future__ import annotations
@@ -26,7 +29,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from optout_desk.core.errors import DeskError
 from optout_desk.core.progress import CancelToken, ProgressCallback
 from optout_desk.ui.dialogs.connection import (
     CUSTOM_REGION,
@@ -38,7 +40,7 @@ from optout_desk.ui.dialogs.connection import (
 )
 from optout_desk.ui.host import PageHost
 from optout_desk.ui.models.columnar import ColumnarTableModel
-from optout_desk.ui.tasks import run_task
+from optout_desk.ui.tasks import report_failure, run_task
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +105,11 @@ class ConnectionsPage(QWidget):
 
         heading = QLabel("<h2>Connections</h2>")
         intro = QLabel("The platforms the desk talks to. Keys are kept in the system keyring, "
-                       "never in a file.")
+                       "never in a file."
+                       + (" Demo mode: the demo connections' keys are held in memory for this "
+                          "session only." if host.context.demo else ""))
         intro.setWordWrap(True)
+        self.intro = intro
 
         self.banner = QFrame()
         self.banner.setObjectName("keyringBanner")
@@ -191,8 +196,8 @@ class ConnectionsPage(QWidget):
         self._selection_changed()
 
     def _show_backend(self, state: str, message: str) -> None:
-        if state == "ok":
-            self.banner.hide()
+        if state == "ok" or (self.host.context.demo and state == "none"):
+            self.banner.hide()  # demo keys are session-only by design: nothing to warn about
             return
         if state == "locked":
             text = (message or "The system keyring is locked.") + (
@@ -240,9 +245,10 @@ class ConnectionsPage(QWidget):
 
     @Slot()
     def add_connection(self) -> None:
-        value = ConnectionDialog.ask(self, None, self._keyring_note())
+        value = ConnectionDialog.ask(self, None, self._keyring_note(),
+                                     session_only_choice=self.backend_state == "none")
         if value is not None:
-            self._save(value, session_only=False)
+            self._save(value, session_only=value.session_only)
 
     @Slot()
     def edit_selected(self, *_args: Any) -> None:
@@ -254,9 +260,10 @@ class ConnectionsPage(QWidget):
             name=row.name, system=row.system, region=row.region or CUSTOM_REGION,
             custom_url=row.base_url if row.region in ("", CUSTOM_REGION) else "",
             original_name=row.name, settings=dict(row.settings))
-        value = ConnectionDialog.ask(self, existing, self._keyring_note())
+        value = ConnectionDialog.ask(self, existing, self._keyring_note(),
+                                     session_only_choice=self.backend_state == "none")
         if value is not None:
-            self._save(value, session_only=False)
+            self._save(value, session_only=value.session_only)
 
     def _save(self, value: ConnectionInput, session_only: bool) -> None:
         def work(_progress: ProgressCallback, _cancel: CancelToken) -> str:
@@ -274,13 +281,14 @@ class ConnectionsPage(QWidget):
                                       session_only=session_only, settings=value.settings)
             return value.name
 
-        run_task(self, work, on_success=self._saved,
+        run_task(self, work, on_success=lambda name: self._saved(name, session_only),
                  on_failure=lambda exc: self._save_failed(value, exc), name="save connection")
 
-    def _saved(self, name: str) -> None:
+    def _saved(self, name: str, session_only: bool = False) -> None:
         self.checks.pop(name, None)
         self.host.set_last_connection(name)
-        self.host.notify(f"Connection {name} saved.", "success")
+        self.host.notify(f"Connection {name} saved" + (
+            "; its keys are held for this session only." if session_only else "."), "success")
         self.host.changes.connectionsChanged.emit()
 
     def _save_failed(self, value: ConnectionInput, exc: BaseException) -> None:
@@ -295,23 +303,31 @@ class ConnectionsPage(QWidget):
                 self._save(value, session_only=False)
             else:
                 self.host.notify("Nothing was saved.", "info")
-            self.host.changes.connectionsChanged.emit()
+                self.refresh()  # the keyring's state may have changed: the banner follows
             return
-        if isinstance(exc, DeskError):
-            self.host.notify(exc.message, "warning")
-        else:
-            self.host.show_error(exc, "The connection could not be saved")
+        report_failure(self, exc, "The connection could not be saved")
 
     # --- remove ----------------------------------------------------------------------------
 
     @classmethod
+    def remove_box(cls, parent: QWidget, name: str) -> tuple[QMessageBox, QPushButton]:
+        """The question, with Cancel as the default answer, and its Remove button."""
+        box = QMessageBox(parent)
+        box.setIcon(QMessageBox.Icon.Question)
+        box.setWindowTitle("Remove the connection")
+        box.setText(f"Remove {name}, its cached opt-out list and its stored keys? The platform "
+                    "itself is not changed.")
+        remove = box.addButton("Remove", QMessageBox.ButtonRole.DestructiveRole)
+        cancel = box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(cancel)
+        box.setEscapeButton(cancel)
+        return box, remove
+
+    @classmethod
     def confirm_remove(cls, parent: QWidget, name: str) -> bool:
-        answer = QMessageBox.question(
-            parent, "Remove the connection",
-            f"Remove {name}, its cached opt-out list and its stored keys? The platform itself "
-            "is not changed.",
-        )
-        return answer == QMessageBox.StandardButton.Yes
+        box, remove = cls.remove_box(parent, name)
+        box.exec()
+        return box.clickedButton() is remove
 
     @Slot()
     def remove_selected(self) -> None:
@@ -334,6 +350,7 @@ class ConnectionsPage(QWidget):
             self.host.set_last_connection("")
         self.host.notify(f"Connection {name} removed.", "success")
         self.host.changes.connectionsChanged.emit()
+        self.host.changes.cacheChanged.emit(name)  # its cached list is gone
 
     # --- test ------------------------------------------------------------------------------
 
@@ -379,7 +396,4 @@ class ConnectionsPage(QWidget):
                 self.model.set_value(row, "Check", text)
 
     def _failed(self, exc: BaseException) -> None:
-        if isinstance(exc, DeskError):
-            self.host.notify(exc.message, "warning")
-        else:
-            self.host.show_error(exc)
+        report_failure(self, exc)
