@@ -20,7 +20,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSettings, QSize, Qt, Signal, Slot
+from PySide6.QtCore import QEvent, QObject, QSettings, QSize, Qt, Signal, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -106,13 +106,17 @@ class MainWindow(QMainWindow):
         side_widget = QWidget()
         side_widget.setLayout(side)
 
-        self.message_bar = MessageBar()
         right = QVBoxLayout()
         right.setContentsMargins(8, 8, 8, 8)
-        right.addWidget(self.message_bar)
         right.addWidget(self.stack, 1)
         right_widget = QWidget()
         right_widget.setLayout(right)
+        # The message bar floats over the top of the page instead of pushing it down, so a
+        # message appearing never moves the control under the pointer.
+        self.message_bar = MessageBar(right_widget)
+        self.message_bar.shown.connect(self._place_message_bar)
+        right_widget.installEventFilter(self)
+        self._right = right_widget
 
         central = QWidget()
         layout = QHBoxLayout(central)
@@ -126,6 +130,18 @@ class MainWindow(QMainWindow):
         self._restore_geometry()
 
     # --- construction ----------------------------------------------------------------------
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self._right and event.type() == QEvent.Type.Resize:
+            self._place_message_bar()
+        return super().eventFilter(watched, event)
+
+    @Slot()
+    def _place_message_bar(self) -> None:
+        width = max(200, self._right.width() - 16)
+        height = self.message_bar.heightForWidth(width)
+        self.message_bar.setGeometry(8, 8, width, max(height, self.message_bar.sizeHint().height()))
+        self.message_bar.raise_()
 
     def _icon(self, spec: PageSpec) -> Any:
         pixmap = getattr(QStyle.StandardPixmap, spec.icon, QStyle.StandardPixmap.SP_FileIcon)

@@ -151,3 +151,62 @@ def test_ctrl_o_asks_the_current_page_for_a_file(main_window: Any, qtbot: Any,
     qtbot.keyClick(main_window, Qt.Key.Key_O, Qt.KeyboardModifier.ControlModifier)
     assert asked == ["asked"]
     assert main_window.current_key == "reconcile"
+
+
+def test_a_message_floats_over_the_page_instead_of_pushing_it(main_window: Any,
+                                                            qtbot: Any) -> None:
+    page = main_window.show_page("history")
+    qtbot.wait(20)
+    before = page.mapTo(main_window, page.rect().topLeft())
+    main_window.notify("A long message that used to push every control of the page down by "
+                       "a line or two, so a click meant for one button landed on another.",
+                       "warning")
+    qtbot.wait(20)
+    assert main_window.message_bar.isVisible()
+    assert page.mapTo(main_window, page.rect().topLeft()) == before  # nothing moved
+    bar = main_window.message_bar.geometry()
+    assert bar.top() <= 16 and bar.width() > page.width() - 40  # over the page's top
+
+
+def test_demo_exports_are_offered_a_rescue_on_quit(qtbot: Any, tmp_path: Any,
+                                                   monkeypatch: Any) -> None:
+    from pathlib import Path
+
+    from optout_desk.ui.app import ensure_application, prepare_database
+    from optout_desk.ui.main_window import AppContext, MainWindow
+    from optout_desk.ui.save_paths import SavePaths
+
+    demo_folder = tmp_path / "demo-data"
+    demo_folder.mkdir()
+    documents = tmp_path / "Documents"
+    documents.mkdir()
+    monkeypatch.setattr("optout_desk.ui.save_paths.documents_folder", lambda: documents)
+    ensure_application()
+    prepare_database()
+    window = MainWindow(AppContext(demo=True, temporary_data_dir=demo_folder))
+    qtbot.addWidget(window)
+    exported = demo_folder / "result.xlsx"
+    exported.write_bytes(b"x")
+    window.exports.exported(exported)
+    window.exports.exported(documents / "safe.xlsx")  # outside the demo folder: not at risk
+    assert window.exports.at_risk() == [exported]
+    answers = ["cancel", "move"]
+    asked: list[list[Path]] = []
+
+    def ask(cls: Any, parent: Any, files: list[Path]) -> str:
+        asked.append(files)
+        return answers.pop(0)
+
+    monkeypatch.setattr(MainWindow, "ask_about_demo_exports", classmethod(ask))
+    assert window.close() is False  # Cancel keeps the window open
+    assert window.close() is True
+    assert asked == [[exported], [exported]]
+    assert not exported.exists() and (documents / "result.xlsx").read_bytes() == b"x"
+    # Saving again offers the folder chosen last in that dialog, else documents.
+    paths = SavePaths(window.settings)
+    assert paths.folder("table-export") == documents
+    paths.chosen("table-export", tmp_path / "elsewhere" / "x.xlsx")
+    assert paths.folder("table-export") == documents  # that folder does not exist
+    (tmp_path / "elsewhere").mkdir()
+    assert paths.folder("table-export") == tmp_path / "elsewhere"
+    assert paths.folder("history-receipt") == documents  # each dialog has its own
