@@ -17,6 +17,8 @@ import phonenumbers
 
 from ._countries import NAMES
 
+__all__ = ["NAMES", "REGIONS", "name_of", "region_of", "search_text"]
+
 REGIONS: frozenset[str] = frozenset(NAMES)
 _CALLING_CODE = re.compile(r"(?:\+|00)(\d{1,3})")
 _PUNCTUATION = re.compile(r"[\s.\-_'’()]+")

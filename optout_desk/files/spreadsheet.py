@@ -164,7 +164,7 @@ def _read_table(
     table.encoding, table.delimiter = encoding, delimiter
     table.notes = notes + table.notes
     table.sha256 = _sha256(path)
-    progress(Progress(len(table.rows), len(table.rows), "rows", f"Read {len(table.rows)} rows"))
+    progress(Progress(len(table.rows), len(table.rows), "rows", f"Read {len(table.rows):,} rows"))
     return table
 
 

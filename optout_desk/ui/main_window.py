@@ -203,8 +203,9 @@ class MainWindow(QMainWindow):
             widget = PAGES[position].factory(self)
             widget.setObjectName(f"page-{key}")
             old = self.stack.widget(position)
-            self.stack.removeWidget(old)
-            old.deleteLater()
+            if old is not None:
+                self.stack.removeWidget(old)
+                old.deleteLater()
             self.stack.insertWidget(position, widget)
             self._pages[key] = widget
         return self._pages[key]

@@ -206,6 +206,10 @@ class ConnectionDialog(QDialog):
                     if widget.parent() is self.more_body:
                         self.more.setChecked(True)
 
+    def _label_of(self, field_widget: QWidget) -> str:
+        label = self.secrets_form.labelForField(field_widget)
+        return label.text() if isinstance(label, QLabel) else ""
+
     def current_system(self) -> SystemChoice:
         return self.systems[max(self.system.currentIndex(), 0)]
 
@@ -306,8 +310,8 @@ class ConnectionDialog(QDialog):
         if value.region == CUSTOM_REGION and not value.custom_url:
             return "Enter the base URL, or choose a region."
         if self.existing is None:
-            missing = [self.secrets_form.labelForField(w).text()  # type: ignore[union-attr]
-                       for w in self.secret_fields.values() if not w.text().strip()]
+            missing = [self._label_of(w) for w in self.secret_fields.values()
+                       if not w.text().strip()]
             if missing:
                 return f"Enter the {' and '.join(missing)}."
         if (self._session_choice and not self.session_only.isChecked()
@@ -323,8 +327,8 @@ class ConnectionDialog(QDialog):
         if value.region == CUSTOM_REGION and not value.custom_url:
             return "Enter the base URL, or choose a region."
         if self.existing is None:
-            missing = [self.secrets_form.labelForField(w).text()  # type: ignore[union-attr]
-                       for w in self.secret_fields.values() if not w.text().strip()]
+            missing = [self._label_of(w) for w in self.secret_fields.values()
+                       if not w.text().strip()]
             if missing:
                 return f"Enter the {' and '.join(missing)} to test them."
         return ""

@@ -184,7 +184,7 @@ class ColumnIndexer:
         if kinds <= _NUMERIC_TYPES:
             # Numbers with gaps: empty cells first (as -inf), then numeric order.
             cells = np.array(values, dtype=object)
-            cells[np.equal(cells, None)] = -np.inf
+            cells[cells == None] = -np.inf  # noqa: E711  (an element-wise comparison)
             return np.argsort(cells.astype(np.float64), kind="stable")
         sample = values[:_CHUNK]
         if len(set(sample)) <= len(sample) // 4:

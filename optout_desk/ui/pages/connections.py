@@ -38,6 +38,7 @@ from optout_desk.ui.dialogs.connection import (
     ConnectionInput,
     KeyringChoice,
 )
+from optout_desk.ui.formatting import counted
 from optout_desk.ui.host import PageHost
 from optout_desk.ui.models.columnar import ColumnarTableModel
 from optout_desk.ui.tasks import report_failure, run_task
@@ -375,7 +376,8 @@ class ConnectionsPage(QWidget):
         self._busy.discard(name)
         if check.ok:
             total = getattr(check, "total_optouts", None)
-            summary = "works" + (f" · {total:,} opt-outs" if isinstance(total, int) else "")
+            summary = "works" + (f" · {counted(total, 'opt-out')}" if isinstance(total, int)
+                                 else "")
             self._set_check(name, summary)
             self.host.notify(check.message or f"{name} works.", "success")
         else:

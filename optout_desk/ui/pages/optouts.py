@@ -128,14 +128,17 @@ class OptOutsPage(QWidget):
         self.survey.setEditable(True)
         self.survey.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
         self.survey.setMinimumWidth(190)
-        self.survey.lineEdit().setPlaceholderText(ALL_SURVEYS)
-        self.survey.lineEdit().setClearButtonEnabled(True)
+        survey_edit = self.survey.lineEdit()
+        assert survey_edit is not None  # an editable combo box has one
+        self.survey_edit = survey_edit
+        survey_edit.setPlaceholderText(ALL_SURVEYS)
+        survey_edit.setClearButtonEnabled(True)
         self.survey.setValidator(QIntValidator(1, 2_000_000_000, self))
         self.survey.setToolTip("A survey's opt-outs only: pick one seen in this account's "
                                "opt-outs or type its id; clear the field for the whole list")
         self.survey.activated.connect(self._survey_chosen)
-        self.survey.lineEdit().editingFinished.connect(self._scope_changed)
-        self.survey.lineEdit().textChanged.connect(self._survey_text_changed)
+        survey_edit.editingFinished.connect(self._scope_changed)
+        survey_edit.textChanged.connect(self._survey_text_changed)
         self.full = QCheckBox("Full re-fetch")
         self.full.setToolTip("Fetch the whole list again instead of only what is new")
         self.fetch_button = QPushButton("Fetch")
@@ -238,9 +241,9 @@ class OptOutsPage(QWidget):
         self.reload_list()
 
     def _set_survey_text(self, text: str) -> None:
-        self.survey.lineEdit().blockSignals(True)
+        self.survey_edit.blockSignals(True)
         self.survey.setEditText(text)
-        self.survey.lineEdit().blockSignals(False)
+        self.survey_edit.blockSignals(False)
 
     def set_survey(self, survey: str) -> None:
         """Show one survey's list ("" for the whole list), as typing it and Enter would."""

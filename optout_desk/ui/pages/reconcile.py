@@ -75,7 +75,7 @@ def recent_files(settings: QSettings) -> list[str]:
     value = settings.value(RECENT_KEY, [])
     if isinstance(value, str):
         return [value] if value else []
-    return [str(v) for v in (value or [])]
+    return [str(v) for v in value] if isinstance(value, list) else []
 
 
 def remember_recent_file(settings: QSettings, path: Path) -> None:
@@ -620,7 +620,8 @@ class ReconcilePage(QWidget):
         while self.tabs.count():
             widget = self.tabs.widget(0)
             self.tabs.removeTab(0)
-            widget.deleteLater()
+            if widget is not None:
+                widget.deleteLater()
         self.tables = {}
 
     def tab_titles(self) -> list[str]:

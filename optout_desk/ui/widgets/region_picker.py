@@ -48,11 +48,15 @@ class RegionPicker(QComboBox):
         completer.setFilterMode(Qt.MatchFlag.MatchContains)
         completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
         completer.setCompletionMode(QCompleter.CompletionMode.PopupCompletion)
-        completer.activated[str].connect(self._completed)
+        # The text overload (the completion chosen), not the model-index one.
+        completer.activated[str].connect(self._completed)  # type: ignore[index]
         self.setCompleter(completer)
         self._current = ""
+        edit = self.lineEdit()
+        assert edit is not None  # an editable combo box has one
+        self._edit = edit
         self.currentIndexChanged.connect(self._index_changed)
-        self.lineEdit().editingFinished.connect(self._edited)
+        edit.editingFinished.connect(self._edited)
         self.set_region(default)
 
     def _labels_model(self, regions: list[str]) -> QStringListModel:
@@ -101,6 +105,6 @@ class RegionPicker(QComboBox):
     @Slot()
     def _edited(self) -> None:
         # A search that names a region chooses it; anything else shows the choice again.
-        if not self.set_region(self.lineEdit().text()):
+        if not self.set_region(self._edit.text()):
             self.setCurrentIndex(self.findData(self._current))
-            self.lineEdit().setText(self.itemText(self.currentIndex()))
+            self._edit.setText(self.itemText(self.currentIndex()))
