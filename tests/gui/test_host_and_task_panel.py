@@ -210,3 +210,19 @@ def test_demo_exports_are_offered_a_rescue_on_quit(qtbot: Any, tmp_path: Any,
     (tmp_path / "elsewhere").mkdir()
     assert paths.folder("table-export") == tmp_path / "elsewhere"
     assert paths.folder("history-receipt") == documents  # each dialog has its own
+
+
+def test_a_cut_cell_shows_its_whole_text_as_a_tooltip(qtbot: Any) -> None:
+    from optout_desk.ui.models.columnar import ColumnarTableModel
+    from optout_desk.ui.widgets.data_table import DataTable
+
+    model = ColumnarTableModel(["short", "long"])
+    model.set_columns({"short": ["ok"], "long": ["A sentence far too long for its column " * 3]})
+    table = DataTable(model)
+    qtbot.addWidget(table)
+    table.resize(600, 300)
+    table.show()
+    table.view.setColumnWidth(0, 120)
+    table.view.setColumnWidth(1, 120)
+    assert table.cell_tooltip_text(0, 0) == ""  # it fits: no tooltip
+    assert table.cell_tooltip_text(0, 1).startswith("A sentence far too long")
