@@ -115,7 +115,9 @@ class OtherList:
                     f"identifiers: {self.asked:,} asked now, {self.reused:,} answered earlier)")
         if self.kind == "connection":
             what = f"survey {self.scope}" if self.scope else "account-wide list"
-            when = f", synced {self.synced_at}" if self.synced_at else ""
+            # "2026-12-02T18:00:18Z" -> "2026-12-02 18:00 UTC": no ISO text in front of people.
+            when = (f", synced {self.synced_at[:16].replace('T', ' ')} UTC"
+                    if self.synced_at else "")
             return f"connection {self.name} ({what}{when})"
         return f"file {self.name}" + (f", sheet {self.sheet}" if self.sheet else "")
 

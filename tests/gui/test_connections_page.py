@@ -58,7 +58,7 @@ def test_add_test_and_remove_with_the_real_secret_service(
     answer_dialog(monkeypatch, sandbox_input(sandbox))
     qtbot.mouseClick(page.add_button, Qt.MouseButton.LeftButton)
     row = wait_listed(page, qtbot, "eu-sandbox")
-    assert row.keys == ("Master key: stored in Secret Service; Key: stored in Secret Service")
+    assert row.keys == "All keys: stored in Secret Service"
     assert secrets.read_secret("eu-sandbox", "KEY") == sandbox.key
 
     page.select("eu-sandbox")
@@ -106,7 +106,7 @@ def test_no_keyring_backend_says_so_and_offers_session_only(
     row = wait_listed(page, qtbot, "eu-sandbox")
     assert "session only" in asked_dialog[0][1]
     assert len(choices) == 1 and choices[0][1] is False
-    assert row.keys == "Master key: held for this session only; Key: held for this session only"
+    assert row.keys == "All keys: held for this session only"
     page.select("eu-sandbox")
     qtbot.mouseClick(page.test_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: page.checks.get("eu-sandbox", "").startswith("works"),

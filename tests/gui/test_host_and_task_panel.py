@@ -226,3 +226,14 @@ def test_a_cut_cell_shows_its_whole_text_as_a_tooltip(qtbot: Any) -> None:
     table.view.setColumnWidth(1, 120)
     assert table.cell_tooltip_text(0, 0) == ""  # it fits: no tooltip
     assert table.cell_tooltip_text(0, 1).startswith("A sentence far too long")
+
+
+def test_wide_columns_give_way_first_when_the_table_is_narrow() -> None:
+    from optout_desk.ui.widgets.data_table import fit_widths
+
+    assert fit_widths([50, 300, 80], [40, 60, 60], 1000) == [50, 300, 80]  # it fits
+    fitted = fit_widths([50, 300, 80, 250], [40, 60, 60, 60], 500)
+    assert fitted[0] == 50 and fitted[2] == 80  # narrow columns keep their width
+    assert fitted[1] == fitted[3] and sum(fitted) <= 500
+    assert fit_widths([100, 120], [50, 50], 150) == [75, 75]
+    assert fit_widths([100, 100], [90, 90], 100) == [100, 100]  # cannot fit: scroll instead

@@ -10,8 +10,8 @@ import openpyxl
 import pytest
 
 from optout_desk.cli import main
-from optout_desk.files.export import would_start_formula
 from optout_desk.core.records import OptOutRecord
+from optout_desk.files.export import would_start_formula
 from optout_desk.store import cache, connections, history
 from optout_desk.store.db import connect
 

@@ -84,6 +84,7 @@ class MappingDialog(QDialog):
         self.table = table
         self.proposal = mapping
         self.setMinimumWidth(760)
+        self.resize(820, 700)
 
         self.sheet = QComboBox()
         self.sheet.addItems(table.sheet_names)
@@ -126,7 +127,7 @@ class MappingDialog(QDialog):
             self.status_column.addItem(table.column_label(index), index)
         self.status_values = QListWidget()
         self.status_values.setObjectName("optedOutValues")
-        self.status_values.setMaximumHeight(110)
+        self.status_values.setMaximumHeight(90)
         self.status_count = QLabel()
         self.status_count.setObjectName("statusCount")
         self.status_count.setWordWrap(True)
@@ -143,6 +144,8 @@ class MappingDialog(QDialog):
         # --- identifiers ----------------------------------------------------------------
         self.email_list = self._column_list(mapping.email_columns)
         self.phone_list = self._column_list(mapping.phone_columns)
+        for widget in (self.email_list, self.phone_list):
+            widget.setMinimumHeight(150)
         lists = QHBoxLayout()
         for title, widget in (("Email columns", self.email_list),
                               ("Phone columns", self.phone_list)):

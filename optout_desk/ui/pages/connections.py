@@ -84,10 +84,10 @@ def load_listing(_progress: ProgressCallback, _cancel: CancelToken) -> Listing:
         info = SYSTEMS.get(profile.system)
         fields = tuple(info.secret_fields) if info else ()
         labels = tuple(info.secret_labels) if info else ()
-        keys = "; ".join(
-            f"{label}: {secrets.describe_location(profile.name, field)}"
-            for field, label in zip(fields, labels, strict=True)
-        )
+        places = [secrets.describe_location(profile.name, field) for field in fields]
+        keys = ("All keys: " + places[0] if len(set(places)) == 1 and len(places) > 1 else
+                "; ".join(f"{label}: {place}"
+                          for label, place in zip(labels, places, strict=True)))
         rows.append(ConnectionRow(profile.name, profile.system, info.label if info else
                                   profile.system, profile.region, profile.base_url, keys,
                                   dict(profile.settings)))

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Slot
-from PySide6.QtGui import QResizeEvent
+from PySide6.QtGui import QResizeEvent, QShowEvent
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from optout_desk.core.reconcile import Bucket
@@ -132,8 +132,9 @@ class HistoryPage(QWidget):
         self.table.view.horizontalHeader().setStretchLastSection(False)
         # The columns are fitted to the width (fit_columns): never a horizontal scroll bar.
         self.table.view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.table.detail.setText("Select a run to see its file's SHA-256, every count and "
-                                  "the whole message.")
+        self.table.detail_placeholder = ("Select a run to see its file's SHA-256, every count "
+                                         "and the whole message.")
+        self.table.detail.setText(self.table.detail_placeholder)
         self.refresh_button = QPushButton("Refresh")
         self.refresh_button.clicked.connect(self.refresh)
         self.receipt_button = QPushButton("Export receipt…")
@@ -183,7 +184,7 @@ class HistoryPage(QWidget):
         """Columns sized to their content up to a cap and, when the window is narrow, shrunk
         alike so Outcome keeps room: no horizontal scrolling at 1024 px and up (a cut cell
         shows its whole text as a tooltip, and the pane below shows everything)."""
-        self.table.resize_columns_to_sample()
+        self.table.resize_columns_to_sample(caps={**MAX_WIDTHS, "outcome": OUTCOME_MIN_WIDTH})
         header = self.table.view.horizontalHeader()
         sizes = {name: min(header.sectionSize(COLUMNS.index(name)), widest)
                  for name, widest in MAX_WIDTHS.items()}
@@ -197,6 +198,10 @@ class HistoryPage(QWidget):
         # stretch of its last section cannot do it).
         left = self.table.view.viewport().width() - sum(sizes.values()) - 2
         header.resizeSection(COLUMNS.index("outcome"), max(MIN_WIDTH, left))
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        QTimer.singleShot(0, self.fit_columns)  # sized while hidden: fit the real width
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)

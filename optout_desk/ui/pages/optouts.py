@@ -169,7 +169,8 @@ class OptOutsPage(QWidget):
             export_headers=EXPORT_HEADERS, parent=self)
         self.table = DataTable(self.model, noun=("opt-out", "opt-outs"),
                                search_placeholder="Search email, phone (any format) or name  "
-                               "(Ctrl+F)", export_name="optouts", host=host)
+                               "(Ctrl+F)", export_name="optouts", host=host,
+                               keep_columns=("DateOptOut", "Email", "Phone"))
         self.table.empty_text = "No opt-outs cached yet: choose Fetch (F5)."
 
         layout = QVBoxLayout(self)

@@ -475,8 +475,11 @@ class ReconcilePage(QWidget):
                                    phone_columns=table.phone_columns)
         model.set_columns(table.columns)
         detail = "explain" if "explain" in table.order else None
+        mapped = ([*self.run.mapping.email_columns, *self.run.mapping.phone_columns]
+                  if self.run is not None and key != "missing_from_crm" else [])
+        keep = ("row", "keys", *(f"c{i}" for i in mapped))
         widget = DataTable(model, export_name=f"reconcile-{key}", host=self.host,
-                           detail_column=detail,
+                           detail_column=detail, keep_columns=tuple(keep),
                            search_placeholder="Search any column; phones in any format")
         widget.resize_columns_to_sample()
         if unknown:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QAction, QGuiApplication, QHelpEvent, QKeyEvent, QKeySequence
+from PySide6.QtGui import QAction, QGuiApplication, QHelpEvent, QKeyEvent, QKeySequence, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFrame,
@@ -66,6 +66,7 @@ class DataTable(QWidget):
         export_name: str = "export",
         host: PageHost | None = None,
         detail_column: str | None = None,
+        keep_columns: tuple[str, ...] = (),
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -74,9 +75,12 @@ class DataTable(QWidget):
         self.export_name = export_name
         self.host = host
         self.detail_column = detail_column
+        self.keep_columns = keep_columns
         self.status_suffix = ""
         self.empty_text = ""
         self._export_task: Any = None
+        self._caps: dict[str, int] | None = None
+        self._sized_while_hidden = False
 
         self.search = QLineEdit()
         self.search.setPlaceholderText(search_placeholder)
@@ -124,8 +128,9 @@ class DataTable(QWidget):
         self.detail.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.detail.setMargin(6)
         self.detail.setVisible(detail_column is not None)
+        self.detail_placeholder = "Select a row to see why it is here."
         if detail_column is not None:
-            self.detail.setText("Select a row to see why it is here.")
+            self.detail.setText(self.detail_placeholder)
             self.view.setColumnHidden(model.columns.index(detail_column), True)
             self.view.selectionModel().currentRowChanged.connect(self._show_detail)
 
@@ -192,7 +197,7 @@ class DataTable(QWidget):
     def _model_reset(self) -> None:
         self.update_count()
         if self.detail_column is not None:
-            self.detail.setText("Select a row to see why it is here.")
+            self.detail.setText(self.detail_placeholder)
 
     @Slot()
     def _show_detail(self, *_args: Any) -> None:
@@ -233,21 +238,46 @@ class DataTable(QWidget):
     def _busy_changed(self, _busy: bool) -> None:
         self.update_count()
 
-    def resize_columns_to_sample(self, sample_rows: int = 100) -> None:
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if self._sized_while_hidden:
+            # Sized before it had its real width (a tab made while another one showed).
+            QTimer.singleShot(0, lambda: self.resize_columns_to_sample(caps=self._caps))
+
+    def resize_columns_to_sample(self, sample_rows: int = 100,
+                                 caps: dict[str, int] | None = None) -> None:
         """Size columns from the first rows only (ResizeToContents would read every row).
 
         Reads the model's data directly rather than through model.index()/data(): each Qt call
         is a GIL round trip, which costs milliseconds while a worker thread is busy."""
+        self._caps = caps
+        self._sized_while_hidden = not self.isVisible()
         header = self.view.horizontalHeader()
         metrics = self.view.fontMetrics()
         model = self.model
         rows = [model.row_values(model.data_row(r))
                 for r in range(min(sample_rows, model.shown_rows))]
+        widths: list[int] = []
+        minimums: list[int] = []
         for column, title in enumerate(model.header_titles()):
+            if self.view.isColumnHidden(column):  # the detail column shows in its pane
+                widths.append(0)
+                minimums.append(0)
+                continue
             texts = {model.display_text(column, row[column]) for row in rows}
-            width = max([metrics.horizontalAdvance(title) + 32,
-                         *(metrics.horizontalAdvance(t) + 16 for t in texts)])
-            header.resizeSection(column, min(width, 320))
+            header_width = metrics.horizontalAdvance(title) + 32
+            content = max((metrics.horizontalAdvance(t) + 16 for t in texts), default=0)
+            cap = (caps or {}).get(model.columns[column], 320)
+            width = min(max(header_width, content), cap)
+            widths.append(width)
+            # The columns the operator reads by (emails, phones) keep their width; the others
+            # may go down to their content (their header then ends in "…").
+            keep = model.columns[column] in self.keep_columns
+            minimums.append(width if keep else min(width, max(content, 48)))
+        widths = fit_widths(widths, minimums, self.view.viewport().width() - 2)
+        for column, width in enumerate(widths):
+            if not self.view.isColumnHidden(column):
+                header.resizeSection(column, width)
 
     # --- search ----------------------------------------------------------------------------
 
@@ -364,6 +394,30 @@ class DataTable(QWidget):
         window = self.host if self.host is not None else self.window()
         if isinstance(window, PageHost):
             window.notify(text, level)
+
+
+def fit_widths(widths: list[int], minimums: list[int], available: int) -> list[int]:
+    """Column widths that fit `available` pixels when they can: the widest columns are cut
+    down to one common width first (narrow ones keep theirs), never below a column's header
+    width; a cut cell shows its whole text as a tooltip. When even the header widths do not
+    fit, nothing is cut (the table scrolls sideways instead of squeezing every column)."""
+    if available <= 0 or sum(widths) <= available:
+        return widths
+    if sum(minimums) > available:
+        return widths  # too many columns to fit anyway: natural widths, and a scroll bar
+
+    def capped(level: int) -> list[int]:
+        return [min(width, max(level, minimum)) for width, minimum in zip(widths, minimums,
+                                                                            strict=True)]
+
+    low, high = 0, max(widths)
+    while low < high:  # the largest common cap that fits
+        middle = (low + high + 1) // 2
+        if sum(capped(middle)) <= available:
+            low = middle
+        else:
+            high = middle - 1
+    return capped(low)
 
 
 def _tsv_cell(text: str) -> str:
