@@ -1,9 +1,12 @@
 """Render each page of the app in demo mode to docs/screenshots/<page>.png (1280x800).
 
     make screenshots        (or: QT_QPA_PLATFORM=offscreen .venv/bin/python scripts/screenshots.py)
+    scripts/screenshots.py --size 1024x700 --out /tmp/shots     (another size, another folder)
 
-Runs offscreen (QWidget.grab works without an X server), in a throwaway data folder, against the
-built-in sandbox, with the demo-eu list fetched so the tables and the chart show data.
+Runs offscreen (QWidget.grab works without an X server) or under a real X server
+(QT_QPA_PLATFORM=xcb under xvfb-run), in a throwaway data folder, against the built-in sandbox,
+with the demo-eu list fetched so the tables and the chart show data, the demo CRM export
+reconciled (its mapping step saved as mapping.png) and its To submit bucket sent to Submit.
 """
 
 from __future__ import annotations
@@ -29,7 +32,14 @@ def wait_until(app: object, condition: Callable[[], bool], timeout_s: float = 60
         time.sleep(0.01)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", default="1280x800", help="window size, WIDTHxHEIGHT")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
+    args = parser.parse_args(argv)
+    width, height = (int(part) for part in args.size.lower().split("x"))
     os.environ["OPTOUT_DESK_HOME"] = tempfile.mkdtemp(prefix="optout-desk-shots-")
     from optout_desk.ui import tasks
     from optout_desk.ui.app import build_window, ensure_application
@@ -38,10 +48,10 @@ def main() -> int:
     app = ensure_application()
     window, controller = build_window(demo=True)
     assert controller is not None
-    window.resize(1280, 800)
+    window.resize(width, height)
     window.show()
     controller.start()
-    out = ROOT / "docs" / "screenshots"
+    out = args.out
     out.mkdir(parents=True, exist_ok=True)
     try:
         wait_until(app, lambda: controller.started is not None)
@@ -61,13 +71,26 @@ def main() -> int:
         # Submit page, so both show what an operator sees mid-task.
         from optout_desk.ui.dialogs.mapping import MappingChoice, MappingDialog
 
-        MappingDialog.ask = classmethod(  # type: ignore[method-assign, assignment]
-            lambda cls, parent, table, mapping: MappingChoice(None, mapping))
+        def accept_proposal(cls: object, parent: object, table: object,
+                            mapping: object) -> MappingChoice:
+            dialog = MappingDialog(table, mapping, window)  # type: ignore[arg-type]
+            dialog.show()
+            app.processEvents()
+            dialog.grab().save(str(out / "mapping.png"))
+            print(f"wrote {out / 'mapping.png'}")
+            choice = dialog.choice()
+            dialog.deleteLater()
+            return choice
+
+        MappingDialog.ask = classmethod(accept_proposal)  # type: ignore[method-assign, assignment]
         reconcile = window.show_page("reconcile")
         reconcile._load_connections()
         wait_until(app, lambda: reconcile.against_value() is not None)
         reconcile.open_file(controller.started.spreadsheet)
         wait_until(app, lambda: reconcile.run is not None)
+        wait_until(app, lambda: not tasks.running_tasks())
+        to_submit = reconcile.tables["to_submit"]
+        to_submit.view.selectRow(0)  # the Explain pane shows why the row is there
         reconcile.send_to_submit()
         window.message_bar.dismiss()
         for spec in PAGES:
@@ -76,7 +99,7 @@ def main() -> int:
             app.processEvents()
             path = out / f"{spec.key}.png"
             window.grab().save(str(path))
-            print(f"wrote {path.relative_to(ROOT)}")
+            print(f"wrote {path}")
         # The preview shown before anything is sent.
         submit = window.show_page("submit")
         submit.make_plan()
@@ -85,7 +108,7 @@ def main() -> int:
         path = out / "preview.png"
         submit.preview.grab().save(str(path))
         submit.preview.reject()
-        print(f"wrote {path.relative_to(ROOT)}")
+        print(f"wrote {path}")
     finally:
         window.close()
         controller.stop()

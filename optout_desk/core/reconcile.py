@@ -16,6 +16,17 @@ Every spreadsheet row lands in exactly one bucket, decided in this order:
 Records of the other list that no row matched are MISSING_FROM_CRM; records whose keys all
 repeat an earlier missing record are collapsed onto it (counted, not listed twice).
 
+What the file IS changes what its rows mean (`FileRole`, chosen by the operator):
+
+* OPTOUTS — every row is an opt-out (the buckets above);
+* CONTACTS — a contact list whose status column says who opted out (`opted_out` per row): only
+  those rows are opt-outs (to submit / in sync); the other rows are SUBSCRIBED. A platform
+  opt-out that the CRM holds as subscribed is MISSING_FROM_CRM too (`subscribed_match` names
+  the row), since the CRM does not hold it as opted out. Opted-out rows come first when
+  duplicates are looked for, so a person both subscribed and opted out in the file is never
+  left out of what is submitted;
+* SEND_LIST — a list to scrub: the same buckets read "Safe to send" and "Opted out: remove".
+
 For speed (1M × 1M well under a second) the result is compact: a bucket code per row, the
 matching column and other-list index per row, and explanations are formatted on demand by
 `explain_row` from those and the identifiers' own `rule` text. Near-matches (Gmail dots and
@@ -39,8 +50,28 @@ class Bucket(StrEnum):
     TO_SUBMIT = "to_submit"
     MISSING_FROM_CRM = "missing_from_crm"
     IN_SYNC = "in_sync"
+    SUBSCRIBED = "subscribed"
     INVALID = "invalid"
     DUPLICATE = "duplicate"
+
+
+class FileRole(StrEnum):
+    """What the operator says the file is (the mapping step asks)."""
+
+    OPTOUTS = "optouts"
+    CONTACTS = "contacts"
+    SEND_LIST = "send_list"
+
+    @property
+    def description(self) -> str:
+        return _ROLE_DESCRIPTIONS[self]
+
+
+_ROLE_DESCRIPTIONS = {
+    FileRole.OPTOUTS: "a list of opt-outs (every row is a person who opted out)",
+    FileRole.CONTACTS: "a contact list (a status column says who opted out)",
+    FileRole.SEND_LIST: "a send list to scrub (everyone opted out is removed)",
+}
 
 
 BUCKET_LABELS: dict[Bucket, str] = {
@@ -59,12 +90,33 @@ BUCKET_ORDER: tuple[Bucket, ...] = (
     Bucket.DUPLICATE,
 )
 ROW_BUCKETS: tuple[Bucket, ...] = (
-    Bucket.TO_SUBMIT, Bucket.IN_SYNC, Bucket.INVALID, Bucket.DUPLICATE
+    Bucket.TO_SUBMIT, Bucket.IN_SYNC, Bucket.SUBSCRIBED, Bucket.INVALID, Bucket.DUPLICATE
 )
+# The buckets each kind of file has, in the order they are shown.
+ROLE_BUCKETS: dict[FileRole, tuple[Bucket, ...]] = {
+    FileRole.OPTOUTS: BUCKET_ORDER,
+    FileRole.CONTACTS: (Bucket.TO_SUBMIT, Bucket.MISSING_FROM_CRM, Bucket.IN_SYNC,
+                        Bucket.SUBSCRIBED, Bucket.INVALID, Bucket.DUPLICATE),
+    FileRole.SEND_LIST: (Bucket.TO_SUBMIT, Bucket.IN_SYNC, Bucket.INVALID, Bucket.DUPLICATE),
+}
+_ROLE_LABELS: dict[FileRole, dict[Bucket, str]] = {
+    FileRole.OPTOUTS: BUCKET_LABELS,
+    FileRole.CONTACTS: {**BUCKET_LABELS, Bucket.SUBSCRIBED: "Subscribed"},
+    FileRole.SEND_LIST: {**BUCKET_LABELS, Bucket.TO_SUBMIT: "Safe to send",
+                         Bucket.IN_SYNC: "Opted out: remove"},
+}
+
+
+def bucket_labels(role: FileRole) -> dict[Bucket, str]:
+    """The bucket names for this kind of file ("To submit" reads "Safe to send" for a send
+    list)."""
+    return _ROLE_LABELS[role]
+
 
 # Compact per-row codes (a bytearray holds a million rows in 1 MB).
-_TO_SUBMIT, _IN_SYNC, _INVALID, _DUPLICATE = 0, 1, 2, 3
-_CODE_BUCKET = (Bucket.TO_SUBMIT, Bucket.IN_SYNC, Bucket.INVALID, Bucket.DUPLICATE)
+_TO_SUBMIT, _IN_SYNC, _INVALID, _DUPLICATE, _SUBSCRIBED = 0, 1, 2, 3, 4
+_CODE_BUCKET = (Bucket.TO_SUBMIT, Bucket.IN_SYNC, Bucket.INVALID, Bucket.DUPLICATE,
+                Bucket.SUBSCRIBED)
 
 IdentifierColumn = Sequence[Identifier | None]
 
@@ -75,7 +127,7 @@ class Reconciliation:
 
     row_count: int
     other_count: int
-    codes: bytearray  # per row: 0 to submit, 1 in sync, 2 invalid, 3 duplicate
+    codes: bytearray  # per row: 0 to submit, 1 in sync, 2 invalid, 3 duplicate, 4 subscribed
     on_other: bytearray  # per row: 1 when any of its keys is on the other list
     duplicate_of: dict[int, tuple[int, int]]  # row -> (earliest row sharing a key, its column)
     missing: list[int]  # other-list records no row matched, in their order
@@ -83,6 +135,9 @@ class Reconciliation:
     key_columns: list[list[str | None]] = field(repr=False)
     other_key_columns: list[list[str | None]] = field(repr=False)
     other_keys: set[str | None] = field(repr=False)
+    role: FileRole = FileRole.OPTOUTS
+    # Contact lists: missing record -> the row that holds it as subscribed.
+    subscribed_match: dict[int, int] = field(default_factory=dict)
     _rows_by_bucket: dict[Bucket, list[int]] | None = field(default=None, repr=False)
     _other_index: dict[str | None, int] | None = field(default=None, repr=False)
 
@@ -103,9 +158,10 @@ class Reconciliation:
         return self._rows_by_bucket[bucket]
 
     def counts(self) -> dict[Bucket, int]:
+        """Rows (records for MISSING_FROM_CRM) per bucket of this kind of file, in order."""
         counts = {bucket: self.codes.count(code) for code, bucket in enumerate(_CODE_BUCKET)}
         counts[Bucket.MISSING_FROM_CRM] = len(self.missing)
-        return {bucket: counts[bucket] for bucket in BUCKET_ORDER}
+        return {bucket: counts[bucket] for bucket in ROLE_BUCKETS[self.role]}
 
     def on_other_list(self, row: int) -> bool:
         """True when any key of the row is on the other list (in sync, or a duplicate that
@@ -145,18 +201,94 @@ def _keys(column: IdentifierColumn) -> list[str | None]:
 
 
 def reconcile(
-    columns: Sequence[IdentifierColumn], other_columns: Sequence[IdentifierColumn]
+    columns: Sequence[IdentifierColumn],
+    other_columns: Sequence[IdentifierColumn],
+    *,
+    role: FileRole = FileRole.OPTOUTS,
+    opted_out: Sequence[bool] | None = None,
 ) -> Reconciliation:
-    """Sort every spreadsheet row into a bucket against the other list (see module doc)."""
+    """Sort every spreadsheet row into a bucket against the other list (see module doc).
+
+    For a contact list, `opted_out` says per row whether its status means opted out."""
     # The cyclic GC would walk every identifier tuple while the big sets and lists are built
     # (measured: up to 2x the run time); nothing here creates reference cycles.
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return _reconcile(columns, other_columns)
+        if role is FileRole.CONTACTS:
+            if opted_out is None:
+                raise ValueError("a contact list needs the opted-out status of each row")
+            return _reconcile_contacts(columns, other_columns, opted_out)
+        result = _reconcile(columns, other_columns)
+        result.role = role
+        return result
     finally:
         if enabled:
             gc.enable()
+
+
+def _reconcile_contacts(
+    columns: Sequence[IdentifierColumn], other_columns: Sequence[IdentifierColumn],
+    opted_out: Sequence[bool],
+) -> Reconciliation:
+    """A contact list: its opted-out rows are compared as an opt-out list; the others are
+    subscribed, or duplicates of an earlier row (opted-out rows counting as earlier)."""
+    row_count = len(columns[0]) if columns else 0
+    if len(opted_out) != row_count:
+        raise ValueError("one opted-out flag per row is needed")
+    flags = list(map(bool, opted_out))
+    out_rows = list(compress(range(row_count), flags))
+    in_rows = list(compress(range(row_count), map(not_, flags)))
+    pick_out = [list(map(column.__getitem__, out_rows)) for column in columns]
+    inner = _reconcile(pick_out, other_columns)
+
+    key_columns = [_keys(column) for column in columns]
+    codes = bytearray([_SUBSCRIBED]) * row_count
+    for position, row in enumerate(out_rows):
+        codes[row] = inner.codes[position]
+    duplicate_of = {out_rows[position]: (out_rows[earlier], column)
+                    for position, (earlier, column) in inner.duplicate_of.items()}
+    # key -> its first row, opted-out rows first (then the subscribed ones, in order).
+    first = {key: out_rows[position] for key, position in
+             _first_index(inner.key_columns, len(out_rows)).items()}
+    in_keys = [list(map(keys.__getitem__, in_rows)) for keys in key_columns]
+    for key, position in _first_index(in_keys, len(in_rows)).items():
+        first.setdefault(key, in_rows[position])
+    for row in _invalid_rows(in_keys, len(in_rows)):
+        codes[in_rows[row]] = _INVALID
+    for position, row in enumerate(in_rows):
+        if codes[row] == _INVALID:
+            continue
+        earliest = min(((first[keys[position]], column)
+                        for column, keys in enumerate(in_keys)
+                        if keys[position] is not None and first[keys[position]] != row),
+                       default=None)
+        if earliest is not None:
+            codes[row] = _DUPLICATE
+            duplicate_of[row] = earliest
+    on_other = _any_in(key_columns, inner.other_keys, row_count)
+    subscribed_first = {key: in_rows[position] for key, position in
+                        _first_index(in_keys, len(in_rows)).items()}
+    subscribed_match: dict[int, int] = {}
+    for index in inner.missing:
+        rows = [subscribed_first[key] for keys in inner.other_key_columns
+                if (key := keys[index]) is not None and key in subscribed_first]
+        if rows:
+            subscribed_match[index] = min(rows)
+    return Reconciliation(
+        row_count=row_count,
+        other_count=inner.other_count,
+        codes=codes,
+        on_other=on_other,
+        duplicate_of=duplicate_of,
+        missing=inner.missing,
+        collapsed_missing=inner.collapsed_missing,
+        key_columns=key_columns,
+        other_key_columns=inner.other_key_columns,
+        other_keys=inner.other_keys,
+        role=FileRole.CONTACTS,
+        subscribed_match=subscribed_match,
+    )
 
 
 def _reconcile(
@@ -320,10 +452,25 @@ def explain_row(
     row_numbers: Sequence[int] | None = None,
     other_name: str = "the opt-out list",
     with_other_value: bool = True,
+    statuses: Sequence[object] | None = None,
 ) -> str:
-    """Why a row is in its bucket, in a sentence or two."""
+    """Why a row is in its bucket, in a sentence or two (`statuses`: a contact list's status
+    cell per row, quoted in the sentence)."""
     code = result.codes[row]
     ignored = _ignored_values(row, columns, labels)
+    status = f" (status '{statuses[row]}')" if statuses is not None else ""
+    if code == _SUBSCRIBED:
+        found = result.match_column(row)
+        if found is not None:
+            identifier = columns[found][row]
+            assert identifier is not None
+            return (
+                f"Subscribed in the CRM{status}, but opted out on {other_name}: "
+                f"{_describe(identifier, labels[found])} matched {identifier.key}. It is listed "
+                "under Missing from CRM: mark it opted out in the CRM." + ignored
+            )
+        return f"Subscribed in the CRM{status} and not on {other_name}: nothing to do." + ignored
+    prefix = f"Opted out in the CRM{status}. " if result.role is FileRole.CONTACTS else ""
     if code == _INVALID:
         problems = [
             f"{_describe(identifier, labels[i])}: {identifier.problem}"
@@ -343,7 +490,7 @@ def explain_row(
         )
         if result.on_other[row]:
             text += f" It is also on {other_name}."
-        return text + ignored
+        return prefix + text + ignored
     if code == _IN_SYNC:
         found = result.match_column(row)
         assert found is not None
@@ -357,7 +504,7 @@ def explain_row(
                 if matched is not None else None
             if other is not None and other.original != identifier.key:
                 shown = f" as '{other.original}'"
-        return (
+        return prefix + (
             f"On {other_name}: {_describe(identifier, labels[column])} matched "
             f"{identifier.key}{shown} — {identifier.rule}."
             + _repair_note(identifier) + ignored
@@ -366,7 +513,7 @@ def explain_row(
         f"{identifier.kind.value} {identifier.key}"
         for _, identifier in _cells(columns, row) if identifier.key is not None
     ]
-    return f"Not on {other_name}: " + ", ".join(keys) + "." + ignored
+    return prefix + f"Not on {other_name}: " + ", ".join(keys) + "." + ignored
 
 
 def matched_identifier(
@@ -411,12 +558,20 @@ def _ignored_values(row: int, columns: Sequence[IdentifierColumn], labels: Seque
 
 
 def explain_missing(
-    other: int, other_columns: Sequence[IdentifierColumn], other_labels: Sequence[str]
+    other: int, other_columns: Sequence[IdentifierColumn], other_labels: Sequence[str],
+    *, subscribed_row: int | None = None, subscribed_status: object = None,
 ) -> str:
+    """Why an other-list record is missing from the CRM; `subscribed_row` (the sheet row
+    number) when a contact list holds it as subscribed."""
     shown = [
         _describe(identifier, other_labels[i])
         for i, identifier in _cells(other_columns, other) if identifier.original
     ]
+    if subscribed_row is not None:
+        status = f", status '{subscribed_status}'" if subscribed_status is not None else ""
+        return (f"The CRM holds {' or '.join(shown) or 'it'} as subscribed (row "
+                f"{subscribed_row}{status}), but it is opted out here: mark it opted out in "
+                "the CRM.")
     if not shown:
         return "On the list without an email or phone; no row can match it."
     return "No row of the spreadsheet has " + " or ".join(shown) + "."

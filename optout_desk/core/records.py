@@ -24,6 +24,18 @@ RECORD_COLUMNS: tuple[str, ...] = (
     "SurveyId",
     "Source",
 )
+# The same columns as an operator reads them: on screen and in every exported file.
+RECORD_HEADERS: tuple[str, ...] = (
+    "Opted out (UTC)",
+    "Email",
+    "Phone",
+    "First name",
+    "Last name",
+    "Language",
+    "Contact id",
+    "Survey",
+    "Source",
+)
 
 
 class OptOutRecord(NamedTuple):
@@ -227,3 +239,25 @@ def canonical_timestamp(text: str) -> str:
         moment -= sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
     digits7 = ((fraction or "") + "0000000")[:7]
     return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{digits7}Z"
+
+
+_SOURCE_CODE = re.compile(r"\s*\((?:OptoutSourceId|source id)\s+(\S+)\)\s*$", re.IGNORECASE)
+
+
+def source_label(source: str) -> str:
+    """A record's source as the operator reads it: "CheckMarket (OptoutSourceId 64)" ->
+    "CheckMarket, source code 64" (the platform's codes have no published meaning)."""
+    match = _SOURCE_CODE.search(source)
+    if match is None:
+        return source
+    return f"{source[:match.start()]}, source code {match.group(1)}"
+
+
+def timestamp_value(text: str) -> datetime | str:
+    """A canonical UTC timestamp as a naive UTC datetime to the second, for exports (a date
+    cell in xlsx, "2026-11-22 09:14:03" in csv); text that is not one stays text."""
+    match = _TIMESTAMP.match(text.strip()) if isinstance(text, str) else None
+    if match is None or (match.group(8) not in (None, "Z")):
+        return text
+    year, month, day, hour, minute, second = (int(g or 0) for g in match.groups()[:6])
+    return datetime(year, month, day, hour, minute, second)

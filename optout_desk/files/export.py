@@ -5,12 +5,15 @@ Two guarantees hold for every file written here:
 * Atomic: the file is written to a temporary file in the same folder and moved over the target
   with `os.replace`, so a failure (disk full, cancel, crash) leaves no partial file and the
   previous file, if any, intact.
-* No live formulas (OWASP "CSV injection"): a text value starting with `=`, `+`, `-`, `@`, tab
-  or carriage return is written with a single quote in front, in xlsx and csv alike; xlsx text
-  is always written with `write_string`, never through xlsxwriter's type guessing. Phones in
-  E.164 form therefore read `'+32470123456` in exported spreadsheets — that is intended. Real
-  numbers (int/float cells) are written as numbers; jsonl, meant for programs, keeps values as
-  they are.
+* No live formulas (OWASP "CSV injection"). In xlsx every text is a text cell written with
+  `write_string`, never through xlsxwriter's type guessing, and only a text that would start a
+  formula if typed (`=…`, `@…`, a leading tab or CR, `+`/`-` followed by anything but a phone
+  number or a plain number) gets a single quote in front: phones such as `+32470123456` stay
+  exactly as they are, as text. Dates and times are date cells (UTC, shown as
+  `yyyy-mm-dd hh:mm:ss`). In csv, which Excel re-reads and types by itself, every text
+  starting with `=`, `+`, `-`, `@`, tab or CR is quoted (so a phone keeps its `+` there too).
+  Real numbers (int/float cells) are written as numbers; jsonl, meant for programs, keeps
+  values as they are.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import csv
 import datetime
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -47,10 +51,29 @@ _PROGRESS_EVERY = 10_000
 
 
 def neutralise(text: str) -> str:
-    """A text value made safe for a spreadsheet cell: a leading formula trigger is quoted."""
+    """A text value made safe for a csv cell: a leading formula trigger is quoted."""
     if text and text[0] in FORMULA_TRIGGERS:
         return "'" + text
     return text
+
+
+# A phone in E.164 or with spaces ("+32 470 12 34 56"), or a plain signed number: typed into
+# Excel it is a value, never a formula (dashes or slashes after a sign would be arithmetic).
+_SIGNED_VALUE = re.compile(r"\+\d[\d ()]*|[+-]\d+(?:[.,]\d+)?(?:[eE][+-]?\d+)?")
+
+
+def would_start_formula(text: str) -> bool:
+    """Whether a text, typed into a cell, would start a formula (what xlsx text must not)."""
+    if not text or text[0] not in _TRIGGER_SET:
+        return False
+    if text[0] in "+-":
+        return _SIGNED_VALUE.fullmatch(text) is None
+    return True
+
+
+def neutralise_xlsx(text: str) -> str:
+    """A text for an xlsx text cell: quoted only where it would start a formula."""
+    return "'" + text if would_start_formula(text) else text
 
 
 def cell_for_text_file(value: object) -> str:
@@ -64,7 +87,11 @@ def cell_for_text_file(value: object) -> str:
         return cell_text(value)  # as Excel shows it: 32470123456.0 -> "32470123456"
     if kind is bool:
         return "TRUE" if value else "FALSE"
-    if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(datetime.UTC).replace(tzinfo=None)
+        return value.isoformat(sep=" ", timespec="seconds")
+    if isinstance(value, (datetime.date, datetime.time)):
         return value.isoformat()
     return neutralise(str(value))
 
@@ -111,6 +138,9 @@ def check_suffix(path: Path) -> str:
 class XlsxStyles:
     header: Any
     wrap: Any = None
+    date_time: Any = None
+    date: Any = None
+    time: Any = None
 
 
 def new_workbook(path: Path) -> tuple[Any, XlsxStyles]:
@@ -128,12 +158,19 @@ def new_workbook(path: Path) -> tuple[Any, XlsxStyles]:
     header = workbook.add_format(
         {"bold": True, "bg_color": "#DCE6F1", "bottom": 1, "text_wrap": False}
     )
-    return workbook, XlsxStyles(header=header)
+    return workbook, XlsxStyles(
+        header=header,
+        date_time=workbook.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"}),
+        date=workbook.add_format({"num_format": "yyyy-mm-dd"}),
+        time=workbook.add_format({"num_format": "hh:mm:ss"}),
+    )
 
 
 def _display_width(value: object) -> int:
     if value is None:
         return 0
+    if isinstance(value, datetime.datetime):
+        return 19  # yyyy-mm-dd hh:mm:ss
     return len(value) if type(value) is str else len(str(value))
 
 
@@ -191,7 +228,7 @@ def write_sheet(
             kind = type(value)
             if kind is str:
                 if value:
-                    if value[0] in FORMULA_TRIGGERS:  # type: ignore[index]
+                    if value[0] in _TRIGGER_SET and would_start_formula(value):  # type: ignore[index,arg-type]
                         value = "'" + value  # type: ignore[operator]
                     write_string(sheet_row, column, value, None)
             elif value is None:
@@ -199,7 +236,7 @@ def write_sheet(
             elif kind is int or kind is float:
                 write_number(sheet_row, column, value, None)
             else:
-                _write_other(sheet, sheet_row, column, value)
+                _write_other(sheet, styles, sheet_row, column, value)
             column += 1
         sheet_row += 1
         written += 1
@@ -210,13 +247,20 @@ def write_sheet(
     return written
 
 
-def _write_other(sheet: Worksheet, row: int, column: int, value: object) -> None:
+def _write_other(sheet: Worksheet, styles: XlsxStyles, row: int, column: int,
+                 value: object) -> None:
     if isinstance(value, bool):
         sheet._write_boolean(row, column, value, None)
-    elif isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
-        sheet._write_string(row, column, value.isoformat(), None)
+    elif isinstance(value, datetime.datetime):
+        if value.tzinfo is not None:  # Excel has no time zones: the sheet says UTC
+            value = value.astimezone(datetime.UTC).replace(tzinfo=None)
+        sheet.write_datetime(row, column, value, styles.date_time)
+    elif isinstance(value, datetime.date):
+        sheet.write_datetime(row, column, value, styles.date)
+    elif isinstance(value, datetime.time):
+        sheet.write_datetime(row, column, value.replace(tzinfo=None), styles.time)
     else:
-        sheet._write_string(row, column, neutralise(str(value)), None)
+        sheet._write_string(row, column, neutralise_xlsx(str(value)), None)
 
 
 def _start_sheet(
@@ -226,7 +270,7 @@ def _start_sheet(
     for index, width in enumerate(widths):
         sheet.set_column(index, index, width)
     for index, header in enumerate(headers):
-        sheet._write_string(0, index, neutralise(str(header)), styles.header)
+        sheet._write_string(0, index, neutralise_xlsx(str(header)), styles.header)
     sheet.freeze_panes(1, 0)
     return sheet
 

@@ -7,6 +7,14 @@ little; a header naming something else ("Customer ID", "Zip", "Date") keeps numb
 to parse as phones out of the phone columns; and a column whose header
 clearly names emails or phones is proposed when no column qualifies by content (so its invalid
 cells are shown rather than silently ignored). A row may have several email and phone columns.
+
+The mapping also says what the file IS (core.reconcile.FileRole): a list of opt-outs, a contact
+list whose status column says who opted out, or a send list to scrub. `propose_status` finds a
+status-like column (few distinct values, a header such as "Status", "Subscribed", "Opt-out",
+"Newsletter") and the values in it that mean "opted out" (Unsubscribed, Opted out, STOP, and
+TRUE/yes under an opt-out header or FALSE/no under a consent header); `propose_country` finds a
+column of countries (ISO codes or names, files/countries.py) so each row's national phone
+numbers are read in their own country. Both are proposals the operator confirms.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ import locale
 import os
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 
@@ -32,7 +41,9 @@ from optout_desk.core.identifiers import (
 )
 from optout_desk.core.progress import NEVER_CANCELLED, CancelToken, Progress, ProgressCallback
 from optout_desk.core.progress import no_progress as _no_progress
+from optout_desk.core.reconcile import FileRole
 
+from . import countries
 from .spreadsheet import CellValue, ImportedTable, column_letter
 
 no_progress = _no_progress
@@ -57,7 +68,32 @@ _OTHER_WORDS = re.compile(
 class ColumnMapping:
     email_columns: list[int]
     phone_columns: list[int]
-    region: str
+    region: str  # the default phone region (rows without a known country)
+    # What the file is; for a contact list, its status column and the values meaning "opted
+    # out" (compared case- and space-blind).
+    role: FileRole = FileRole.OPTOUTS
+    status_column: int | None = None
+    opted_out_values: tuple[str, ...] = ()
+    # A column naming each row's country: its phones are read in that country.
+    country_column: int | None = None
+
+    def opted_out_flags(self, table: ImportedTable) -> list[bool]:
+        """Per row, whether its status cell is one of the opted-out values."""
+        if self.status_column is None:
+            raise BadInputError("A contact list needs its status column; choose it.")
+        wanted = {status_key(value) for value in self.opted_out_values}
+        if not wanted:
+            raise BadInputError(
+                "Choose the status values that mean 'opted out' (for example Unsubscribed).")
+        index = self.status_column
+        return [status_key(row[index]) in wanted for row in table.rows]
+
+    def statuses(self, table: ImportedTable) -> list[str] | None:
+        """A contact list's status cell per row, as text (None for other files)."""
+        if self.role is not FileRole.CONTACTS or self.status_column is None:
+            return None
+        index = self.status_column
+        return [cell_text(row[index]) for row in table.rows]
 
 
 @dataclass(frozen=True)
@@ -249,6 +285,7 @@ def _normalise_columns(
     cancel: CancelToken,
 ) -> list[ColumnIdentifiers]:
     phone = phone_normaliser(check_region(mapping.region))
+    by_region = _rows_by_region(table, mapping) if mapping.phone_columns else None
     jobs = [(index, IdKind.EMAIL) for index in mapping.email_columns]
     jobs += [(index, IdKind.PHONE) for index in mapping.phone_columns]
     rows = table.rows
@@ -266,12 +303,10 @@ def _normalise_columns(
                     value if value is None or type(value) is str else cell_text(value)
                     for value in values
                 ])
+            elif by_region is None:
+                identifiers += phone.many(_phone_cells(values))
             else:
-                identifiers += phone.many([
-                    value if value is None or type(value) in _PHONE_TYPES
-                    else cell_text(value)
-                    for value in values
-                ])
+                identifiers += _phones_by_region(values, start, by_region)
             done += len(values)
             progress(Progress(done, total, "cells", "Normalising identifiers…"))
         results.append(ColumnIdentifiers(index, kind, identifiers))
@@ -280,3 +315,196 @@ def _normalise_columns(
 
 # Cell types the phone normaliser takes as they are (numbers: Excel damage is detected).
 _PHONE_TYPES = frozenset({str, int, float})
+
+
+def _phone_cells(values: Sequence[CellValue]) -> list[str | int | float | None]:
+    return [
+        value if value is None or type(value) in _PHONE_TYPES else cell_text(value)  # type: ignore[misc]
+        for value in values
+    ]
+
+
+def _rows_by_region(table: ImportedTable, mapping: ColumnMapping) -> list[str] | None:
+    """Each row's region when the file has a country column, else None (one region)."""
+    if mapping.country_column is None:
+        return None
+    return row_regions(table, mapping)
+
+
+def _phones_by_region(values: Sequence[CellValue], start: int,
+                      regions: list[str]) -> list[Identifier | None]:
+    """A chunk of phone cells, each read in its row's region (one bulk call per region)."""
+    cells = _phone_cells(values)
+    result: list[Identifier | None] = [None] * len(cells)
+    groups: dict[str, list[int]] = {}
+    for offset in range(len(cells)):
+        groups.setdefault(regions[start + offset], []).append(offset)
+    for region, offsets in groups.items():
+        found = phone_normaliser(region).many([cells[offset] for offset in offsets])
+        for offset, identifier in zip(offsets, found, strict=True):
+            result[offset] = identifier
+    return result
+
+
+# ---------------------------------------------------------------- what the file is
+
+# Values that say "opted out" whatever the header.
+_OPTED_OUT_WORDS = frozenset({
+    "unsubscribed", "unsubscribe", "opted out", "opted-out", "optedout", "opt out", "opt-out",
+    "optout", "stop", "stopped", "blocked", "do not contact", "do not email", "dnc",
+    "no contact", "withdrawn", "revoked", "désabonné", "desabonne", "désinscrit", "afgemeld",
+    "uitgeschreven", "abgemeldet", "abbestellt", "baja", "dado de baja", "disiscritto",
+})
+_TRUE_WORDS = frozenset({"true", "yes", "y", "1", "x", "ja", "oui", "si", "sí", "wahr", "vrai"})
+_FALSE_WORDS = frozenset({"false", "no", "n", "0", "nee", "non", "nein", "falsch", "faux"})
+# Headers of a column whose TRUE means "opted out" …
+_OPT_OUT_HEADER = re.compile(
+    r"opt(?:ed)?.?out|unsub|do.?not|dnc|blocked|stop|afgemeld|desabon|abmeld")
+# … and of a column whose FALSE means it (consent, subscription).
+_CONSENT_HEADER = re.compile(
+    r"subscri|consent|opt.?in|permission|marketing|newsletter|mailing|allow|accept|ok.?to")
+_STATUS_HEADER = re.compile(r"status|state|statut|etat|estado|stato")
+_MAX_STATUS_VALUES = 12  # a status column has a handful of distinct values
+
+
+def status_key(value: object) -> str:
+    """A status cell as compared with the chosen values: text, trimmed, case-blind."""
+    return " ".join(cell_text(value).split()).casefold()
+
+
+@dataclass(frozen=True)
+class ValueCount:
+    """A distinct cell value of a column and how many rows hold it (shown with check boxes)."""
+
+    text: str
+    rows: int
+
+
+def distinct_values(table: ImportedTable, column: int, limit: int = 50) -> list[ValueCount]:
+    """The column's distinct values (as text, trimmed; "" for empty cells), commonest first."""
+    counts: dict[str, int] = {}
+    shown: dict[str, str] = {}
+    for row in table.rows:
+        text = " ".join(cell_text(row[column]).split())
+        key = text.casefold()
+        counts[key] = counts.get(key, 0) + 1
+        shown.setdefault(key, text)
+    ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return [ValueCount(shown[key], count) for key, count in ordered[:limit]]
+
+
+def opted_out_values_for(header: str, values: list[ValueCount]) -> tuple[str, ...]:
+    """Which of a column's values mean "opted out", judged by the values and the header."""
+    folded = _fold_header(header)
+    opt_out_header = bool(_OPT_OUT_HEADER.search(folded))
+    consent_header = bool(_CONSENT_HEADER.search(folded)) and not opt_out_header
+    chosen = []
+    for value in values:
+        key = value.text.casefold()
+        if key in _OPTED_OUT_WORDS or (opt_out_header and key in _TRUE_WORDS) or (
+                consent_header and key in _FALSE_WORDS):
+            chosen.append(value.text)
+    return tuple(chosen)
+
+
+@dataclass(frozen=True)
+class StatusProposal:
+    column: int
+    opted_out_values: tuple[str, ...]
+
+
+def propose_status(table: ImportedTable, exclude: Sequence[int] = ()) -> StatusProposal | None:
+    """The column that looks like a subscription status, with its opted-out values; None when
+    no column has both a status-like header or values and a value meaning "opted out"."""
+    best: tuple[int, StatusProposal] | None = None
+    for index in range(table.column_count):
+        if index in exclude:
+            continue
+        sample = _sample(table, index)
+        if not sample or len(set(map(status_key, sample))) > _MAX_STATUS_VALUES:
+            continue
+        values = distinct_values(table, index, _MAX_STATUS_VALUES + 1)
+        chosen = opted_out_values_for(table.headers[index], values)
+        if not chosen:
+            continue
+        folded = _fold_header(table.headers[index])
+        score = (2 if _STATUS_HEADER.search(folded) or _OPT_OUT_HEADER.search(folded)
+                 or _CONSENT_HEADER.search(folded) else 0)
+        score += any(value.casefold() in _OPTED_OUT_WORDS for value in chosen)
+        if best is None or score > best[0]:
+            best = (score, StatusProposal(index, chosen))
+    return best[1] if best is not None else None
+
+
+def propose_role(table: ImportedTable, status: StatusProposal | None) -> FileRole:
+    """A contact list when a status column was found, else a list of opt-outs (the operator
+    confirms; nothing is assumed silently: the mapping step always shows the choice)."""
+    return FileRole.CONTACTS if status is not None else FileRole.OPTOUTS
+
+
+# ---------------------------------------------------------------- countries per row
+
+_COUNTRY_HEADER = re.compile(r"countr|pays|land|pais|paese|nation|iso")
+# Share of a column's sample that must name a known country: less under a header saying so.
+_COUNTRY_QUALIFY = 0.8
+_COUNTRY_QUALIFY_WITH_HEADER = 0.5
+
+
+def propose_country(table: ImportedTable, exclude: Sequence[int] = ()) -> int | None:
+    """The column whose cells name countries (ISO codes or names), if any."""
+    best: tuple[float, int] | None = None
+    for index in range(table.column_count):
+        if index in exclude:
+            continue
+        sample = [value for value in _sample(table, index) if isinstance(value, str)]
+        if not sample:
+            continue
+        known = sum(countries.region_of(value) is not None for value in sample) / len(sample)
+        header = bool(_COUNTRY_HEADER.search(_fold_header(table.headers[index])))
+        two_letters = all(len(value.strip()) <= 3 for value in sample)
+        # Two-letter codes are common words in other columns ("no", "ok"): a header saying
+        # so, or names rather than codes, is needed as well.
+        wanted = _COUNTRY_QUALIFY_WITH_HEADER if header else _COUNTRY_QUALIFY
+        if known < wanted or (two_letters and not header):
+            continue
+        score = known + (0.5 if header else 0.0)
+        if best is None or score > best[0]:
+            best = (score, index)
+    return best[1] if best is not None else None
+
+
+def row_regions(table: ImportedTable, mapping: ColumnMapping) -> list[str]:
+    """Each row's phone region: its country cell's, else the mapping's default region."""
+    default = check_region(mapping.region)
+    if mapping.country_column is None:
+        return [default] * len(table.rows)
+    index = mapping.country_column
+    return [countries.region_of(row[index]) or default for row in table.rows]
+
+
+def unknown_countries(table: ImportedTable, mapping: ColumnMapping) -> list[ValueCount]:
+    """Country cells that name no known country (their rows use the default region)."""
+    if mapping.country_column is None:
+        return []
+    return [value for value in distinct_values(table, mapping.country_column, 1000)
+            if value.text and countries.region_of(value.text) is None]
+
+
+def _fold_header(header: str) -> str:
+    folded = unicodedata.normalize("NFKD", header.casefold())
+    return "".join(char for char in folded if not unicodedata.combining(char))
+
+
+def propose_mapping(table: ImportedTable, region: str | None = None) -> ColumnMapping:
+    """Everything the mapping step proposes: identifier columns, what the file is (with its
+    status column and opted-out values), and a country column."""
+    mapping = detect_columns(table, region)
+    taken = [*mapping.email_columns, *mapping.phone_columns]
+    status = propose_status(table, exclude=taken)
+    mapping.role = propose_role(table, status)
+    if status is not None:
+        mapping.status_column = status.column
+        mapping.opted_out_values = status.opted_out_values
+    mapping.country_column = propose_country(
+        table, exclude=[*taken, *([status.column] if status else [])])
+    return mapping

@@ -163,7 +163,7 @@ def _read_table(
     table.encoding, table.delimiter = outcome.encoding, outcome.delimiter
     table.notes = notes + table.notes
     table.sha256 = _sha256(path)
-    progress(Progress(len(table.rows), len(table.rows), "rows", f"Read {len(table.rows)} rows"))
+    progress(Progress(len(table.rows), len(table.rows), "rows", f"Read {len(table.rows):,} rows"))
     return table
 
 

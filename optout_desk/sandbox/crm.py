@@ -5,6 +5,11 @@ already opted out (written the way a CRM holds them: other case, stray spaces, n
 formats), new contacts, invalid cells, repeated rows, phones Excel stored as numbers, and a few
 near-misses (a Gmail dot, a `gmial.com` typo) that show up as suggestions. Deterministic for a
 seed. A title block sits above the header, as in real exports, so header detection shows too.
+
+It is a contact list, not a list of opt-outs: its Newsletter column says who unsubscribed. Most
+people who opted out on the platform are "Unsubscribed" there too, some are still "Subscribed"
+(the CRM missed it: Missing from CRM), and a few new contacts unsubscribed in the CRM only (To
+submit); everyone else is subscribed and must never be submitted.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ from typing import Any
 
 FILE_NAME = "demo-crm-export.xlsx"
 HEADERS = ["Customer no", "First name", "Last name", "E-mail", "Mobile", "Country",
-           "Last order"]
+           "Newsletter", "Last order"]
+SUBSCRIBED, UNSUBSCRIBED = "Subscribed", "Unsubscribed"
 
 
 def demo_crm_rows(optouts: list[dict[str, Any]], *, contacts: int = 2000,
@@ -33,17 +39,21 @@ def demo_crm_rows(optouts: list[dict[str, Any]], *, contacts: int = 2000,
         draw = rng.random()
         if draw < 0.25 and known:
             person = _as_crm_holds_it(rng.choice(known), rng)
+            status = UNSUBSCRIBED if rng.random() < 0.8 else SUBSCRIBED
         elif draw < 0.27 and known:
             person = _near_miss(rng.choice(known), rng)
+            status = UNSUBSCRIBED
         elif draw < 0.30:
             person = _invalid(fresh[n], rng)
+            status = UNSUBSCRIBED if rng.random() < 0.5 else SUBSCRIBED
         elif draw < 0.32 and rows:
             rows.append(list(rng.choice(rows)))  # the same contact exported twice
             rows[-1][0] = 100_000 + n
             continue
         else:
             person = dict(fresh[n])
-        rows.append(_crm_row(100_000 + n, person, rng))
+            status = UNSUBSCRIBED if rng.random() < 0.08 else SUBSCRIBED
+        rows.append(_crm_row(100_000 + n, person, status, rng))
     return rows
 
 
@@ -70,11 +80,12 @@ def write_demo_crm(path: Path, optouts: list[dict[str, Any]], *, contacts: int =
     return path
 
 
-def _crm_row(number: int, person: dict[str, Any], rng: random.Random) -> list[Any]:
+def _crm_row(number: int, person: dict[str, Any], status: str,
+             rng: random.Random) -> list[Any]:
     order = datetime(2026, 11, 1) - timedelta(days=rng.randrange(700))
     return [number, person.get("FirstName") or "", person.get("LastName") or "",
             person.get("Email") or None, person.get("Phone") or None,
-            person.get("CountryId") or "", order.date()]
+            person.get("CountryId") or "", status, order.date()]
 
 
 def _as_crm_holds_it(optout: dict[str, Any], rng: random.Random) -> dict[str, Any]:

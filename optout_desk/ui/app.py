@@ -107,14 +107,14 @@ class DemoController:
         if started.spreadsheet is not None:
             from optout_desk.ui.pages.reconcile import remember_recent_file
 
-            remember_recent_file(self.window, started.spreadsheet)
+            remember_recent_file(self.window.settings, started.spreadsheet)
             hint += f"; Reconcile lists a demo CRM export ({started.spreadsheet.name})"
         self.window.notify(
             "Demo data is ready: the connections " + ", ".join(started.connections)
             + " talk to the built-in sandbox." + hint + ".",
             "success",
         )
-        self.window.connectionsChanged.emit()
+        self.window.changes.connectionsChanged.emit()
 
     def _failed(self, exc: BaseException) -> None:
         self.window.show_error(exc, "The demo sandbox could not start")

@@ -1,6 +1,7 @@
-"""The main window: a sidebar of pages (ui/pages PAGES), a message bar, and the shared services
-pages use — `notify` (non-modal message), `show_error` (dialog with Copy details),
-`show_page`, `send_to_submit`, the `connectionsChanged` signal and the AppContext.
+"""The main window: a sidebar of pages (ui/pages PAGES), a message bar, and the PageHost every
+page is given (ui/host.py): `notify` (non-modal message), `show_error` (dialog with Copy
+details), `show_page`, `send_to_submit`, the last connection, the AppContext, the settings, and
+`changes`, the one object of change signals (cache, history, plans, connections).
 
 Pages are built lazily, the first time they are shown. Files dropped on the window go to the
 first page whose PageSpec lists the file's suffix in `accepts` (and whose optional
@@ -15,11 +16,10 @@ file at paths.settings_path(), so tests (OPTOUT_DESK_HOME) and demo runs stay is
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSettings, QSize, Qt, Signal, Slot
+from PySide6.QtCore import QEvent, QObject, QSettings, QSize, Qt, Signal, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -37,7 +37,9 @@ from PySide6.QtWidgets import (
 from optout_desk import __version__, paths
 from optout_desk.ui import tasks
 from optout_desk.ui.errors import ErrorDialog
-from optout_desk.ui.pages import PAGES, PageSpec
+from optout_desk.ui.host import AppContext, Changes
+from optout_desk.ui.pages import PAGES, SPREADSHEET_SUFFIXES, PageSpec
+from optout_desk.ui.save_paths import SavePaths, documents_folder
 from optout_desk.ui.widgets.message_bar import MessageBar
 
 log = logging.getLogger(__name__)
@@ -45,14 +47,7 @@ log = logging.getLogger(__name__)
 TASK_WAIT_AT_CLOSE_MS = 5000
 
 
-@dataclass
-class AppContext:
-    """What the pages need to know about this run of the app."""
-
-    demo: bool = False
-    sandbox: Any = None  # optout_desk.sandbox.server.Sandbox in demo mode, once started
-    demo_connections: list[str] = field(default_factory=list)
-    temporary_data_dir: Path | None = None  # demo's throwaway data folder, removed on quit
+__all__ = ["AppContext", "MainWindow", "open_settings"]
 
 
 def open_settings() -> QSettings:
@@ -60,15 +55,18 @@ def open_settings() -> QSettings:
 
 
 class MainWindow(QMainWindow):
-    connectionsChanged = Signal()
+    """The window, and the PageHost (ui/host.py) of every page in it."""
+
     pageShown = Signal(str)
 
     def __init__(self, context: AppContext | None = None) -> None:
         super().__init__()
         self.context = context or AppContext()
-        self.setWindowTitle("Opt-out Desk" + (" — demo data" if self.context.demo else ""))
+        self.changes = Changes(self)
+        self._update_title("")
         self.setAcceptDrops(True)
         self.settings = open_settings()
+        self.exports = SavePaths(self.settings, self.context.temporary_data_dir)
         self._pages: dict[str, QWidget] = {}
         self._closing = False
 
@@ -107,13 +105,17 @@ class MainWindow(QMainWindow):
         side_widget = QWidget()
         side_widget.setLayout(side)
 
-        self.message_bar = MessageBar()
         right = QVBoxLayout()
         right.setContentsMargins(8, 8, 8, 8)
-        right.addWidget(self.message_bar)
         right.addWidget(self.stack, 1)
         right_widget = QWidget()
         right_widget.setLayout(right)
+        # The message bar floats over the top of the page instead of pushing it down, so a
+        # message appearing never moves the control under the pointer.
+        self.message_bar = MessageBar(right_widget)
+        self.message_bar.shown.connect(self._place_message_bar)
+        right_widget.installEventFilter(self)
+        self._right = right_widget
 
         central = QWidget()
         layout = QHBoxLayout(central)
@@ -128,13 +130,35 @@ class MainWindow(QMainWindow):
 
     # --- construction ----------------------------------------------------------------------
 
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self._right and event.type() == QEvent.Type.Resize:
+            self._place_message_bar()
+        return super().eventFilter(watched, event)
+
+    @Slot()
+    def _place_message_bar(self) -> None:
+        width = max(200, self._right.width() - 16)
+        height = self.message_bar.heightForWidth(width)
+        self.message_bar.setGeometry(8, 8, width, max(height, self.message_bar.sizeHint().height()))
+        self.message_bar.raise_()
+
     def _icon(self, spec: PageSpec) -> Any:
         pixmap = getattr(QStyle.StandardPixmap, spec.icon, QStyle.StandardPixmap.SP_FileIcon)
         return self.style().standardIcon(pixmap)
 
+    def _update_title(self, page_title: str) -> None:
+        # The platform adds the application's display name ("… — Opt-out Desk") itself: the
+        # title names only the page, so the name is never shown twice.
+        demo = " (demo data)" if self.context.demo else ""
+        self.setWindowTitle(f"{page_title}{demo}" if page_title else demo.strip(" ()"))
+
     def _build_menus(self) -> None:
         menu_bar = self.menuBar()
         file_menu = menu_bar.addMenu("&File")
+        open_action = QAction("&Open a spreadsheet…", self)
+        open_action.setShortcut(QKeySequence.StandardKey.Open)
+        open_action.triggered.connect(self.choose_file)
+        file_menu.addAction(open_action)
         self._add_action(file_menu, "&Fetch opt-outs", QKeySequence(Qt.Key.Key_F5), "fetch")
         self._add_action(file_menu, "&Export the rows shown…", QKeySequence("Ctrl+E"),
                          "export_shown")
@@ -178,8 +202,9 @@ class MainWindow(QMainWindow):
             widget = PAGES[position].factory(self)
             widget.setObjectName(f"page-{key}")
             old = self.stack.widget(position)
-            self.stack.removeWidget(old)
-            old.deleteLater()
+            if old is not None:
+                self.stack.removeWidget(old)
+                old.deleteLater()
             self.stack.insertWidget(position, widget)
             self._pages[key] = widget
         return self._pages[key]
@@ -205,6 +230,7 @@ class MainWindow(QMainWindow):
         key = PAGES[row].key
         page = self.page(key)
         self.stack.setCurrentWidget(page)
+        self._update_title(PAGES[row].title)
         self.settings.setValue("window/last_page", key)
         on_shown = getattr(page, "on_shown", None)
         if on_shown is not None:
@@ -226,16 +252,30 @@ class MainWindow(QMainWindow):
         if method is not None:
             method()
 
+    @property
+    def connectionsChanged(self) -> Any:  # older listeners; pages use changes.connectionsChanged
+        return self.changes.connectionsChanged
+
     def send_to_submit(self, inputs: list[Any], origin: str,
-                       compared_with: str | None = None) -> None:
-        """Open the Submit page with these PlanInputs (from Reconcile, the Inbox…);
-        `compared_with` is the connection they were reconciled against (ticked first)."""
+                       against: str | None = None) -> None:
+        """Open the Submit page with these PlanInputs (from Reconcile, the Inbox…); `against`
+        is the connection they were reconciled against (ticked first there)."""
         page = self.show_page("submit")
         load = getattr(page, "load_inputs", None)
         if load is not None:
-            load(inputs, origin, compared_with)
+            load(inputs, origin, against)
         else:
             self.notify("The Submit page is not built yet; nothing was sent.", "warning")
+
+    @Slot()
+    def choose_file(self) -> None:
+        """Ctrl+O: the current page opens a file if it can, else Reconcile does."""
+        page = self.current_page()
+        chooser = getattr(page, "choose_file", None)
+        if chooser is None:
+            chooser = getattr(self.show_page("reconcile"), "choose_file", None)
+        if chooser is not None:
+            chooser()
 
     # --- last connection (shared by pages) -------------------------------------------------
 
@@ -299,8 +339,9 @@ class MainWindow(QMainWindow):
     def open_file(self, path: Path) -> bool:
         key = self.page_for_file(path)
         if key is None:
-            self.notify(f"Opt-out Desk cannot open {path.name} here: drop a spreadsheet "
-                        "(.xlsx, .csv).", "warning")
+            kinds = ", ".join(SPREADSHEET_SUFFIXES)
+            self.notify(f"Opt-out Desk cannot open {path.name}: drop a spreadsheet or text "
+                        f"file ({kinds}).", "warning")
             return False
         page = self.show_page(key)
         opener = getattr(page, "open_file", None)
@@ -326,7 +367,37 @@ class MainWindow(QMainWindow):
         self.show_page(key if key in keys else ("optouts" if self.context.demo else
                                                 "connections"))
 
+    @classmethod
+    def ask_about_demo_exports(cls, parent: QWidget, files: list[Path]) -> str:
+        """"move", "delete" or "cancel" for exports in the demo's temporary folder (tests
+        patch this)."""
+        box = QMessageBox(parent)
+        box.setIcon(QMessageBox.Icon.Warning)
+        box.setWindowTitle("Exported files would be deleted")
+        names = "\n".join(f"• {path.name}" for path in files[:8])
+        more = f"\n… and {len(files) - 8} more" if len(files) > 8 else ""
+        box.setText(f"{len(files)} exported file{'s are' if len(files) != 1 else ' is'} in the "
+                    "demo's temporary folder, which is deleted when the desk quits:\n"
+                    f"{names}{more}")
+        move = box.addButton(f"Move to {documents_folder().name} and quit",
+                             QMessageBox.ButtonRole.AcceptRole)
+        delete = box.addButton("Quit and delete them", QMessageBox.ButtonRole.DestructiveRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(move)
+        box.exec()
+        clicked = box.clickedButton()
+        return "move" if clicked is move else "delete" if clicked is delete else "cancel"
+
     def closeEvent(self, event: QCloseEvent) -> None:
+        at_risk = self.exports.at_risk() if self.context.temporary_data_dir else []
+        if at_risk:
+            answer = self.ask_about_demo_exports(self, at_risk)
+            if answer == "cancel":
+                event.ignore()
+                return
+            if answer == "move":
+                moved = self.exports.rescue()
+                log.info("moved %d demo export(s) to the documents folder", len(moved))
         self._closing = True
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())

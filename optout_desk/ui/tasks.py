@@ -5,7 +5,10 @@
 `work(progress, cancel)` runs on a QThreadPool thread and calls the same workflow functions the
 CLI runs. Its result, its exception or its progress reports arrive on the GUI thread through
 queued signals received by @Slot methods of a GUI-thread object (the TaskHandle). A failure
-without an `on_failure` goes to the window's error dialog (tier 2), so nothing dies silently.
+without an `on_failure` is reported by `report_failure`: an expected problem (a DeskError: a
+bad file, a wrong key, a platform that said no) goes to the window's message bar (tier 1), a
+cancel to a short info line, anything else to the error dialog (tier 2) — nothing dies
+silently. A page whose on_failure tidies up first calls `report_failure(self, exc)` itself.
 
 - Cancel is cooperative: `handle.cancel()` sets the CancelToken the work checks between steps.
 - Progress is throttled in the worker (at most ~20 reports a second, the last one always
@@ -26,7 +29,9 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal, Slot
+from PySide6.QtWidgets import QWidget
 
+from optout_desk.core.errors import Cancelled, DeskError
 from optout_desk.core.progress import CancelToken, Progress, ProgressCallback
 
 log = logging.getLogger(__name__)
@@ -169,7 +174,7 @@ class TaskHandle(QObject, Generic[T]):
             if self._on_failure is not None:
                 self._on_failure(exc)
             elif self._owner is not None:
-                _report_unhandled(self._owner, exc)
+                report_failure(self._owner, exc)
         finally:
             self._finish()
 
@@ -183,17 +188,28 @@ class TaskHandle(QObject, Generic[T]):
         self.done.emit()
 
 
-def _report_unhandled(owner: QObject, exc: BaseException) -> None:
-    """A failure nobody handles goes to the error dialog of the owner's window."""
-    widget: Any = owner
-    window = widget.window() if hasattr(widget, "window") else None
-    show_error = getattr(window, "show_error", None)
-    if show_error is not None:
-        show_error(exc)
-    else:
+CANCELLED_TEXT = "Cancelled; nothing was changed."
+
+
+def report_failure(owner: QObject, exc: BaseException,
+                   title: str = "The operation failed") -> None:
+    """Tell the operator about a failed task in the owner's window: a cancel as an info line,
+    an expected problem (DeskError) as a warning in the message bar, anything else in the
+    error dialog with its details."""
+    from optout_desk.ui.host import PageHost
+
+    window = owner.window() if isinstance(owner, QWidget) else None
+    if not isinstance(window, PageHost):  # a widget outside the main window (a dialog)
         from optout_desk.ui.errors import ErrorDialog
 
-        ErrorDialog.show_exception(None, exc)
+        ErrorDialog.show_exception(window, exc, title)
+        return
+    if isinstance(exc, Cancelled):
+        window.notify(exc.message or CANCELLED_TEXT, "info")
+    elif isinstance(exc, DeskError):
+        window.notify(exc.message, "warning")
+    else:
+        window.show_error(exc, title)
 
 
 def run_task(

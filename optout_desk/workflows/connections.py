@@ -289,6 +289,36 @@ def test_connection(name: str) -> ConnectionCheck:
     )
 
 
+def check_unsaved(
+    system: str,
+    *,
+    region: str | None = None,
+    base_url: str | None = None,
+    secrets: Mapping[str, str] | None = None,
+    settings: Mapping[str, Any] | None = None,
+    existing: str | None = None,
+) -> ConnectionCheck:
+    """`test_connection` for what the connection dialog holds, before anything is saved: the
+    keys typed (or, editing `existing`, its stored keys for the fields left empty). Nothing is
+    written to the database or the keyring."""
+    info = registry.system_info(system)
+    url = registry.base_url_for(system, region, base_url)
+    chosen = registry.parse_given(system, settings or {})
+    keys = {k: v for k, v in (secrets or {}).items() if v}
+    try:
+        missing = [field for field in info.secret_fields if field not in keys]
+        if existing is not None and missing:
+            keys.update(secret_store.read_secrets(existing, missing))
+        client = registry.open_client(system, url, keys, chosen)
+        with closing(client):
+            result = client.check()
+    except (ConnectorError, secret_store.SecretsError) as exc:
+        log.info("check of unsaved %s connection failed: %s", system, type(exc).__name__)
+        return ConnectionCheck(ok=False, total_optouts=None, message=exc.message, error=exc)
+    return ConnectionCheck(ok=True, total_optouts=result.total_optouts,
+                           message=f"These keys work: {result.message}")
+
+
 # pytest would otherwise collect `test_connection` from modules that import it.
 test_connection.__test__ = False  # type: ignore[attr-defined]
 

@@ -1,8 +1,10 @@
 """The reconcile job: a spreadsheet against a connection's cached opt-outs or another file.
 
-`run_reconcile` reads and normalises the spreadsheet (files/), loads the other list, sorts every
-row into a bucket (core/reconcile), looks for near-match suggestions and records the run in the
-history. `write_result` writes the outcome as a workbook, CSV files or JSON lines.
+`run_reconcile` opens the spreadsheet through the one import workflow (workflows/importing),
+loads the other list, sorts every row into a bucket (core/reconcile) by what the file is — a list
+of opt-outs, a contact list with a status column, or a send list to scrub — looks for
+near-match suggestions and records the run in the history. `write_result` writes the outcome as
+a workbook (its Summary sheet names what the file is), CSV files or JSON lines.
 
 Against a connection that can list, its ACCOUNT-WIDE cached list (scope "") is used: it is the
 list a submission adds to, so "to submit" means "not yet opted out account-wide". A survey's
@@ -37,45 +39,48 @@ from optout_desk.core.progress import (
     no_progress,
 )
 from optout_desk.core.reconcile import (
-    BUCKET_LABELS,
-    BUCKET_ORDER,
+    ROLE_BUCKETS,
     ROW_BUCKETS,
     Bucket,
+    FileRole,
     IdentifierColumn,
     Reconciliation,
     Suggestion,
+    bucket_labels,
     explain_missing,
     explain_row,
     matched_identifier,
     reconcile,
     suggest_near_matches,
 )
-from optout_desk.core.records import RECORD_COLUMNS
-from optout_desk.files import export
-from optout_desk.files.mapping import (
-    ColumnMapping,
-    check_region,
-    default_region,
-    detect_columns,
-    normalise_columns,
-    resolve_column,
+from optout_desk.core.records import (
+    RECORD_COLUMNS,
+    RECORD_HEADERS,
+    source_label,
+    timestamp_value,
 )
+from optout_desk.core.wording import NumberFormat, counted, grouped, rows_and_identifiers
+from optout_desk.files import countries, export
+from optout_desk.files.mapping import ColumnMapping, detect_columns, unknown_countries
 from optout_desk.files.spreadsheet import ImportedTable, column_letter, read_table
 from optout_desk.store import cache, connections, history
 from optout_desk.store.db import connect
+from optout_desk.workflows import importing
 from optout_desk.workflows.destinations import look_up
 
 log = logging.getLogger(__name__)
 
 STATUS_HEADERS = ("Sheet row", "Status", "Reason")
 OWASP_NOTE = (
-    "Cells starting with = + - @ tab or CR are written with a leading ' so that no cell can run "
-    "as a formula (OWASP CSV injection); E.164 phones therefore read '+32470123456."
+    "No cell can run as a formula (OWASP CSV injection): in the workbook every text is a text "
+    "cell; in CSV files a text starting with = + - @ tab or CR gets a leading ' (phones such as "
+    "+32470123456 too, so Excel shows them as text)."
 )
 RULES_NOTE = (
     "Rows match on normalised keys: email trimmed, Unicode NFC, lower-case, IDNA domain; phone "
-    "in E.164 in the region shown. A row matches when any of its identifiers matches. "
-    "Near-matches (Gmail dots, +tags, domain typos, stray spaces) are suggestions only."
+    "in E.164, read in the row's country (country column) or the default region. A row matches "
+    "when any of its identifiers matches. Near-matches (Gmail dots, +tags, domain typos, stray "
+    "spaces) are suggestions only."
 )
 
 
@@ -99,6 +104,8 @@ class OtherList:
     # ("Missing from CRM") cannot be known, and `missing_note` says why.
     complete: bool = True
     missing_note: str = ""
+    # Field names of a record in JSON lines (for programs; readable headers elsewhere).
+    json_keys: list[str] | None = None
     asked: int = 0  # look-ups: identifiers asked about by this run
     reused: int = 0  # look-ups: answered from answers kept earlier
 
@@ -109,9 +116,20 @@ class OtherList:
                     f"identifiers: {self.asked:,} asked now, {self.reused:,} answered earlier)")
         if self.kind == "connection":
             what = f"survey {self.scope}" if self.scope else "account-wide list"
-            when = f", synced {self.synced_at}" if self.synced_at else ""
+            # "2026-12-02T18:00:18Z" -> "2026-12-02 18:00 UTC": no ISO text in front of people.
+            when = (f", synced {self.synced_at[:16].replace('T', ' ')} UTC"
+                    if self.synced_at else "")
             return f"connection {self.name} ({what}{when})"
         return f"file {self.name}" + (f", sheet {self.sheet}" if self.sheet else "")
+
+    def record(self, index: int) -> list[object]:
+        """A record as exported and shown: a cached opt-out's time as a UTC date-time (a date
+        cell in xlsx) and its source in words; other lists' values as they are."""
+        values = list(self.rows[index])
+        if self.kind == "connection":
+            values[0] = timestamp_value(str(values[0]))
+            values[-1] = source_label(str(values[-1]))
+        return values
 
     @property
     def short_name(self) -> str:
@@ -130,6 +148,22 @@ class ReconcileRun:
     result: Reconciliation
     suggestions: list[Suggestion] = field(default_factory=list)
     history_id: int | None = None
+    statuses: list[str] | None = None  # a contact list's status cell per row
+
+    # -- what the file is
+
+    @property
+    def role(self) -> FileRole:
+        return self.mapping.role
+
+    @property
+    def bucket_labels(self) -> dict[Bucket, str]:
+        return bucket_labels(self.role)
+
+    @property
+    def buckets(self) -> tuple[Bucket, ...]:
+        """The buckets shown for this kind of file, in order."""
+        return ROLE_BUCKETS[self.role]
 
     # -- counts and rows
 
@@ -143,14 +177,38 @@ class ReconcileRun:
     def row_number(self, row: int) -> int:
         return self.table.row_numbers[row]
 
+    def identifier_kinds(self, rows: Sequence[int]) -> dict[str, int]:
+        """Valid identifiers of these rows per kind ({"email": 1208, "phone": 511})."""
+        kinds: dict[str, int] = {}
+        for column in self.columns:
+            for row in rows:
+                identifier = column[row]
+                if identifier is not None and identifier.key is not None:
+                    kind = identifier.kind.value
+                    kinds[kind] = kinds.get(kind, 0) + 1
+        return kinds
+
+    def describe_bucket(self, bucket: Bucket, number: NumberFormat = grouped) -> str:
+        """"1,208 rows · 1,719 identifiers (1,208 emails, 511 phones)" for a row bucket."""
+        rows = self.rows_in(bucket)
+        if bucket is Bucket.MISSING_FROM_CRM:
+            return counted(len(rows), "record", number=number)
+        return rows_and_identifiers(len(rows), self.identifier_kinds(rows), number)
+
     def explain(self, row: int) -> str:
         return explain_row(
             self.result, row, self.columns, self.labels, self.other.columns,
-            self.table.row_numbers, self.other.short_name,
+            self.table.row_numbers, self.other.short_name, statuses=self.statuses,
         )
 
     def explain_missing(self, index: int) -> str:
-        return explain_missing(index, self.other.columns, self.other.labels)
+        row = self.result.subscribed_match.get(index)
+        if row is None:
+            return explain_missing(index, self.other.columns, self.other.labels)
+        return explain_missing(
+            index, self.other.columns, self.other.labels,
+            subscribed_row=self.table.row_numbers[row],
+            subscribed_status=self.statuses[row] if self.statuses is not None else None)
 
     def matched_on(self, row: int) -> dict[str, str] | None:
         found = matched_identifier(self.result, row, self.columns)
@@ -163,7 +221,10 @@ class ReconcileRun:
         }
 
     def to_submit_inputs(self) -> list[PlanInput]:
-        """Every usable identifier of the rows to submit, with where it came from."""
+        """Every usable identifier of the rows to submit, with where it came from (a send
+        list has nothing to submit)."""
+        if self.role is FileRole.SEND_LIST:
+            return []
         source = self.table.source.name
         inputs: list[PlanInput] = []
         for row in self.result.rows_in(Bucket.TO_SUBMIT):
@@ -183,16 +244,15 @@ class ReconcileRun:
 
     def bucket_rows(self, bucket: Bucket) -> Iterator[list[object]]:
         """Original columns, then the sheet row number, the status and the reason."""
-        label = BUCKET_LABELS[bucket]
+        label = self.bucket_labels[bucket]
         if bucket is Bucket.MISSING_FROM_CRM:
             numbers = self.other.row_numbers
+            crm_rows = self.result.subscribed_match
             for index in self.result.missing:
-                yield [
-                    *self.other.rows[index],
-                    numbers[index] if numbers is not None else None,
-                    label,
-                    self.explain_missing(index),
-                ]
+                crm_row = crm_rows.get(index)
+                number = (self.table.row_numbers[crm_row] if crm_row is not None
+                          else numbers[index] if numbers is not None else None)
+                yield [*self.other.record(index), number, label, self.explain_missing(index)]
             return
         rows, numbers = self.table.rows, self.table.row_numbers
         for row in self.result.rows_in(bucket):
@@ -210,11 +270,27 @@ class ReconcileRun:
             ("Source SHA-256", table.sha256),
             ("Sheet", table.sheet or "(text file)"),
             ("Header row", table.header_row_number),
+            ("This file is", mapping.role.description),
+        ]
+        if mapping.role is FileRole.CONTACTS and mapping.status_column is not None:
+            items.append(("Status column", table.column_label(mapping.status_column)))
+            items.append(("Values meaning opted out", ", ".join(mapping.opted_out_values)))
+        items += [
             ("Email columns", ", ".join(self.labels_of(mapping.email_columns)) or "(none)"),
             ("Phone columns", ", ".join(self.labels_of(mapping.phone_columns)) or "(none)"),
-            ("Phone region", mapping.region),
-            ("Compared with", self.other.description),
         ]
+        if mapping.country_column is not None:
+            items.append(("Country column", table.column_label(mapping.country_column)))
+            items.append(("Phone region where the country is unknown",
+                          f"{countries.name_of(mapping.region)} ({mapping.region})"))
+            unknown = unknown_countries(table, mapping)
+            if unknown:
+                items.append(("Countries not recognised", ", ".join(
+                    f"'{value.text}' ({value.rows:,} rows)" for value in unknown[:10])))
+        else:
+            items.append(("Phone region", f"{countries.name_of(mapping.region)} "
+                                          f"({mapping.region})"))
+        items.append(("Compared with", self.other.description))
         if self.other.kind == "lookup":
             items.append(("Connection", self.other.name))
             items.append(("Missing from CRM", self.other.missing_note))
@@ -230,7 +306,13 @@ class ReconcileRun:
         for bucket, count in self.result.counts().items():
             if bucket is Bucket.MISSING_FROM_CRM and not self.other.complete:
                 continue  # cannot be known: said above instead of a 0
-            items.append((BUCKET_LABELS[bucket], count))
+            items.append((self.bucket_labels[bucket], count))
+        if self.role is not FileRole.SEND_LIST:
+            items.append(("Identifiers to submit",
+                          self.describe_bucket(Bucket.TO_SUBMIT).split(" · ", 1)[1]))
+        if self.result.subscribed_match:
+            items.append(("Missing from CRM: held as subscribed in the CRM",
+                          len(self.result.subscribed_match)))
         if self.result.collapsed_missing:
             items.append(("Repeated records collapsed", self.result.collapsed_missing))
         items.append(("Near-match suggestions", len(self.suggestions)))
@@ -271,7 +353,8 @@ class ReconcileRun:
                 "matched_on": None,
                 "reason": self.explain_missing(index),
                 "identifiers": _identifiers(self.other.columns, self.other.labels, index),
-                "record": dict(zip(self.other.headers, map(export.json_value,
+                "record": dict(zip(self.other.json_keys or self.other.headers,
+                                   map(export.json_value,
                                                            self.other.rows[index]),
                                    strict=False)),
             }
@@ -305,33 +388,34 @@ def run_reconcile(
     region: str | None = None,
     email_columns: Sequence[str] = (),
     phone_columns: Sequence[str] = (),
+    role: FileRole | None = None,
+    status_column: str | None = None,
+    opted_out_values: Sequence[str] = (),
+    country_column: str | None = None,
     scope: str = "",
     progress: ProgressCallback = no_progress,
     cancel: CancelToken = NEVER_CANCELLED,
 ) -> ReconcileRun:
     """Compare `spreadsheet` with `against` (a connection name, else a file path).
 
-    The columns come from `mapping`, else from `email_columns`/`phone_columns` (header names,
-    letters or numbers), else they are detected by content. `region` is the phone region
-    (default: the system locale's)."""
+    The mapping is `mapping`, else the import workflow's proposal with what is named here put
+    in its place: `email_columns`/`phone_columns`/`status_column`/`country_column` (header
+    names, letters or numbers), `role` (what the file is), `opted_out_values` (the status
+    values meaning opted out) and `region` (the default phone region)."""
     spreadsheet = Path(spreadsheet)
-    table: ImportedTable | None = None
-    try:
-        table = read_table(spreadsheet, sheet=sheet, progress=progress, cancel=cancel)
-        if mapping is None and (email_columns or phone_columns):
-            mapping = ColumnMapping(
-                [resolve_column(table, spec) for spec in email_columns],
-                [resolve_column(table, spec) for spec in phone_columns],
-                check_region(region or default_region()),
-            )
-        elif mapping is None:
-            mapping = detect_columns(table, region)
-    except Cancelled:
-        _record_failure(spreadsheet, table, against, "cancelled", "Cancelled by the user.")
-        raise
-    except DeskError as exc:
-        _record_failure(spreadsheet, table, against, "failed", exc.message)
-        raise
+    opened = importing.open_spreadsheet(spreadsheet, sheet=sheet, region=region,
+                                        against=against, progress=progress, cancel=cancel)
+    table = opened.table
+    if mapping is None:
+        try:
+            mapping = importing.choose_columns(
+                table, opened.mapping, email_columns=email_columns,
+                phone_columns=phone_columns, region=region, role=role,
+                status_column=status_column, opted_out_values=opted_out_values,
+                country_column=country_column)
+        except DeskError as exc:
+            _record_failure(spreadsheet, table, against, "failed", exc.message)
+            raise
     return reconcile_table(table, mapping, against, scope=scope, progress=progress,
                            cancel=cancel)
 
@@ -348,17 +432,20 @@ def reconcile_table(
     """`run_reconcile` for a table already read (the GUI reads it to show the mapping)."""
     try:
         check_mapping(table, mapping)
-        columns, labels = normalise(table, mapping, progress, cancel)
+        opted_out = (mapping.opted_out_flags(table) if mapping.role is FileRole.CONTACTS
+                     else None)
+        columns, labels = importing.identifier_columns(table, mapping, progress, cancel)
         cancel.raise_if_cancelled()
         other = load_other(against, mapping.region, table.source, progress, cancel, scope,
                            columns)
         cancel.raise_if_cancelled()
         progress(Progress(0, None, "rows", "Comparing…"))
-        result = reconcile(columns, other.columns)
+        result = reconcile(columns, other.columns, role=mapping.role, opted_out=opted_out)
         cancel.raise_if_cancelled()
         progress(Progress(0, None, "rows", "Looking for near-matches…"))
         suggestions = suggest_near_matches(result, columns, other.columns)
-        run = ReconcileRun(table, mapping, columns, labels, other, result, suggestions)
+        run = ReconcileRun(table, mapping, columns, labels, other, result, suggestions,
+                           statuses=mapping.statuses(table))
     except Cancelled:
         _record_failure(table.source, table, against, "cancelled", "Cancelled by the user.")
         raise
@@ -388,10 +475,7 @@ def normalise(
     table: ImportedTable, mapping: ColumnMapping, progress: ProgressCallback,
     cancel: CancelToken,
 ) -> tuple[list[IdentifierColumn], list[str]]:
-    normalised = normalise_columns(table, mapping, progress=progress, cancel=cancel)
-    columns: list[IdentifierColumn] = [item.identifiers for item in normalised]
-    labels = [table.column_label(item.column) for item in normalised]
-    return columns, labels
+    return importing.identifier_columns(table, mapping, progress, cancel)
 
 
 def load_other(
@@ -431,7 +515,7 @@ def load_other(
     )
 
 
-LOOKUP_HEADERS = ("Kind", "Identifier", "Platform state", "Changed (UTC)")
+LOOKUP_HEADERS = ("Kind", "Identifier", "Platform state", "Changed")
 
 
 def _lookup_list(name: str, label: str, columns: Sequence[IdentifierColumn],
@@ -482,7 +566,8 @@ def _connection_list(db: object, name: str, region: str, scope: str) -> OtherLis
         [value or None for value in data["Phone"]])
     rows = list(zip(*(data[name] for name in RECORD_COLUMNS), strict=True))
     return OtherList(
-        kind="connection", name=name, headers=list(RECORD_COLUMNS), rows=rows,
+        kind="connection", name=name, headers=list(RECORD_HEADERS), rows=rows,
+        json_keys=list(RECORD_COLUMNS),
         columns=[emails, phones], labels=["Email", "Phone"], scope=scope,
         synced_at=state.last_synced_at,
     )
@@ -522,18 +607,8 @@ def _record(run: ReconcileRun) -> int | None:
 def _record_failure(
     spreadsheet: Path, table: ImportedTable | None, against: str, outcome: str, message: str
 ) -> None:
-    try:
-        db = connect()
-    except DeskError:
-        return
-    try:
-        history.record_run(
-            db, kind="reconcile", connection=None, source_file=spreadsheet.name,
-            source_sha256=table.sha256 if table is not None else None, counts={},
-            outcome=outcome, message=f"against {Path(against).name}: {message}",
-        )
-    finally:
-        db.close()
+    importing.record_failed_read(spreadsheet, table, "reconcile", outcome, message,
+                                 against or "?")
 
 
 # ---------------------------------------------------------------- writing
@@ -568,9 +643,10 @@ def write_result(
         else:
             sheets = [summary]
             sheets += [
-                export.SheetSpec(BUCKET_LABELS[bucket], run.bucket_headers(bucket),
+                export.SheetSpec(run.bucket_labels[bucket], run.bucket_headers(bucket),
                                  run.bucket_rows(bucket))
-                for bucket in BUCKET_ORDER
+                for bucket in run.buckets
+                if bucket is not Bucket.MISSING_FROM_CRM or run.other.complete
             ]
             if run.suggestions:
                 sheets.append(export.SheetSpec(
@@ -588,7 +664,7 @@ def write_result(
         export.export_rows(path, _combined_headers(run), _combined_rows(run),
                            progress=progress, cancel=cancel)
         if csv_per_bucket:
-            for bucket in BUCKET_ORDER:
+            for bucket in run.buckets:
                 target = path.with_name(f"{path.stem}-{bucket.value}.csv")
                 export.export_rows(target, run.bucket_headers(bucket), run.bucket_rows(bucket),
                                    cancel=cancel)
@@ -614,7 +690,7 @@ def output_paths(path: Path, *, csv_per_bucket: bool = False) -> list[Path]:
     path = Path(path)
     paths = [path]
     if csv_per_bucket and path.suffix.lower() == ".csv":
-        paths += [path.with_name(f"{path.stem}-{bucket.value}.csv") for bucket in BUCKET_ORDER]
+        paths += [path.with_name(f"{path.stem}-{bucket.value}.csv") for bucket in Bucket]
     return paths
 
 
@@ -648,7 +724,8 @@ def _combined_rows(run: ReconcileRun) -> Iterator[list[object]]:
     under the mapped columns (their own columns differ from the spreadsheet's)."""
     rows, numbers, result = run.table.rows, run.table.row_numbers, run.result
     for row in range(result.row_count):
-        yield [*rows[row], numbers[row], BUCKET_LABELS[result.bucket_of(row)], run.explain(row)]
+        yield [*rows[row], numbers[row], run.bucket_labels[result.bucket_of(row)],
+               run.explain(row)]
     width = len(run.table.headers)
     mapped = [*run.mapping.email_columns, *run.mapping.phone_columns]
     for index in result.missing:
@@ -657,7 +734,8 @@ def _combined_rows(run: ReconcileRun) -> Iterator[list[object]]:
             value = _first_of_kind(run.other.columns, index, kind)
             if value is not None and cells[target] is None:
                 cells[target] = value
-        yield [*cells, None, BUCKET_LABELS[Bucket.MISSING_FROM_CRM], run.explain_missing(index)]
+        yield [*cells, None, run.bucket_labels[Bucket.MISSING_FROM_CRM],
+               run.explain_missing(index)]
 
 
 def _kinds(run: ReconcileRun) -> list[IdKind]:

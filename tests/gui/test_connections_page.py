@@ -30,8 +30,9 @@ def page(main_window: Any, qtbot: Any) -> Any:
 def answer_dialog(monkeypatch: Any, value: ConnectionInput | None) -> list[Any]:
     asked: list[Any] = []
 
-    def ask(cls: Any, parent: Any, existing: Any = None, keyring_note: str = "") -> Any:
-        asked.append((existing, keyring_note))
+    def ask(cls: Any, parent: Any, existing: Any = None, keyring_note: str = "",
+            session_only_choice: bool = False) -> Any:
+        asked.append((existing, keyring_note, session_only_choice))
         return value
 
     monkeypatch.setattr(ConnectionDialog, "ask", classmethod(ask))
@@ -57,7 +58,7 @@ def test_add_test_and_remove_with_the_real_secret_service(
     answer_dialog(monkeypatch, sandbox_input(sandbox))
     qtbot.mouseClick(page.add_button, Qt.MouseButton.LeftButton)
     row = wait_listed(page, qtbot, "eu-sandbox")
-    assert row.keys == ("Master key: stored in Secret Service; Key: stored in Secret Service")
+    assert row.keys == "All keys: stored in Secret Service"
     assert secrets.read_secret("eu-sandbox", "KEY") == sandbox.key
 
     page.select("eu-sandbox")
@@ -105,7 +106,7 @@ def test_no_keyring_backend_says_so_and_offers_session_only(
     row = wait_listed(page, qtbot, "eu-sandbox")
     assert "session only" in asked_dialog[0][1]
     assert len(choices) == 1 and choices[0][1] is False
-    assert row.keys == "Master key: held for this session only; Key: held for this session only"
+    assert row.keys == "All keys: held for this session only"
     page.select("eu-sandbox")
     qtbot.mouseClick(page.test_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: page.checks.get("eu-sandbox", "").startswith("works"),
@@ -187,3 +188,114 @@ def test_dialog_validates_and_masks_keys(qtbot: Any) -> None:
     dialog.custom_url.setText("http://127.0.0.1:1/")
     assert dialog.problem() == ""
     assert dialog.value().secrets == {"MASTER_KEY": "k", "KEY": "k"}
+
+
+def test_without_a_keyring_the_dialog_choice_is_the_one_message(
+        page: Any, qtbot: Any, sandbox: Any, monkeypatch: Any, main_window: Any,
+        no_keyring_backend: Any) -> None:
+    page.refresh()
+    qtbot.waitUntil(lambda: page.backend_state == "none", timeout=15_000)
+    value = sandbox_input(sandbox)
+    value.session_only = True
+    asked = answer_dialog(monkeypatch, value)
+    chosen: list[str] = []
+    monkeypatch.setattr(KeyringChoice, "ask",
+                        classmethod(lambda c, p, m, locked: chosen.append(m)))
+    qtbot.mouseClick(page.add_button, Qt.MouseButton.LeftButton)
+    row = wait_listed(page, qtbot, "eu-sandbox")
+    assert asked[0][2] is True  # the dialog offered "this session only" itself
+    assert chosen == []  # no second question after saving
+    assert "held for this session only" in row.keys
+    assert main_window.message_bar.text.text() == (
+        "Connection eu-sandbox saved; its keys are held for this session only.")
+
+
+def test_dialog_asks_for_the_session_only_choice_without_a_keyring(qtbot: Any) -> None:
+    from optout_desk.ui.dialogs.connection import available_systems
+
+    dialog = ConnectionDialog(None, available_systems(), session_only_choice=True)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    dialog.name.setText("x")
+    for widget in dialog.secret_fields.values():
+        widget.setText("k")
+    assert "session only" in dialog.problem()
+    dialog.session_only.setChecked(True)
+    assert dialog.problem() == ""
+    assert dialog.value().session_only is True
+
+
+def test_remove_asks_with_cancel_as_the_default(page: Any, qtbot: Any) -> None:
+    box, remove = ConnectionsPage.remove_box(page, "acme")
+    qtbot.addWidget(box)
+    assert box.defaultButton() is not remove
+    assert box.defaultButton() is box.button(box.StandardButton.Cancel)
+    assert box.escapeButton() is box.button(box.StandardButton.Cancel)
+    assert "acme" in box.text()
+
+
+def test_dialog_test_button_checks_the_typed_keys_before_saving(qtbot: Any,
+                                                               sandbox: Any) -> None:
+    from optout_desk.store import connections
+    from optout_desk.store.db import connect
+    from optout_desk.ui.dialogs.connection import available_systems
+
+    dialog = ConnectionDialog(None, available_systems())
+    qtbot.addWidget(dialog)
+    dialog.name.setText("tested")
+    dialog.region.setCurrentIndex(dialog.region.findData("custom"))
+    dialog.custom_url.setText(sandbox.base_url)
+    dialog.test_button.click()
+    assert "to test them" in dialog.test_result.text()  # keys first
+    dialog.secret_fields["MASTER_KEY"].setText(sandbox.master_key)
+    dialog.secret_fields["KEY"].setText("wrong")
+    dialog.test_button.click()
+    qtbot.waitUntil(lambda: dialog.test_button.isEnabled(), timeout=15_000)
+    assert "key" in dialog.test_result.text().lower()
+    assert dialog.test_result.styleSheet()  # shown as a problem
+    dialog.secret_fields["KEY"].setText(sandbox.key)
+    dialog.test_button.click()
+    qtbot.waitUntil(lambda: dialog.test_result.text().startswith("These keys work"),
+                    timeout=15_000)
+    db = connect()
+    try:
+        assert not connections.exists(db, "tested")  # nothing was saved
+    finally:
+        db.close()
+
+
+def test_tab_order_follows_the_fields(qtbot: Any) -> None:
+    from optout_desk.ui.dialogs.connection import available_systems
+
+    dialog = ConnectionDialog(None, available_systems())
+    qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    chain = dialog.tab_chain()
+    assert chain[:3] == [dialog.name, dialog.system, dialog.region]
+    dialog.name.setFocus()
+    seen = [dialog.focusWidget()]
+    for _ in range(len(chain) - 1):
+        qtbot.keyClick(dialog.focusWidget(), Qt.Key.Key_Tab)
+        seen.append(dialog.focusWidget())
+    save = dialog.buttons.button(dialog.buttons.StandardButton.Save)
+    order = [dialog.system, dialog.region, dialog.secret_fields["MASTER_KEY"],
+             dialog.secret_fields["KEY"], save]
+    positions = [seen.index(widget) for widget in order]
+    assert positions == sorted(positions)  # Tab walks the fields in the order shown
+
+
+def test_demo_mode_shows_no_keyring_warning(qtbot: Any, no_keyring_backend: Any) -> None:
+    from optout_desk.ui.app import ensure_application, prepare_database
+    from optout_desk.ui.main_window import AppContext, MainWindow
+
+    ensure_application()
+    prepare_database()
+    window = MainWindow(AppContext(demo=True))
+    qtbot.addWidget(window)
+    page = window.show_page("connections")
+    qtbot.waitUntil(lambda: page._listing_task is None and page.backend_state == "none",
+                    timeout=15_000)
+    assert not page.banner.isVisibleTo(page)
+    assert "held in memory for this session only" in page.intro.text()
+    window.close()

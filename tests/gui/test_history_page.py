@@ -38,10 +38,13 @@ def test_runs_listed_and_receipt_exported(qtbot: Any, main_window: Any, tmp_path
     page = main_window.show_page("history")
     qtbot.waitUntil(lambda: page.model.rowCount() == 2, timeout=10_000)
     row = [page.model.data(page.model.index(0, c)) for c in range(page.model.columnCount())]
-    assert str(run_id) in row and "submit" in row and "crm.xlsx" in row and "ab" * 32 in row
-    assert any("failed: The key was refused." in str(v) for v in row)
+    assert str(run_id) in row and "Submit" in row and "crm.xlsx" in row
+    assert "Failed: The key was refused." in row
+    assert "0 submitted" in row  # readable counts; the plan id is a reference, not a count
+    assert not any("plan_id" in str(v) for v in row)
     page.table.view.selectRow(0)
     assert page.selected_run_id() == run_id
+    assert "ab" * 32 in page.table.detail.text()  # the SHA-256 is in the details pane
     out = tmp_path / "receipt.csv"
     page.export_receipt(out)
     qtbot.waitUntil(out.exists, timeout=10_000)
@@ -57,3 +60,36 @@ def test_export_without_selection_says_so(qtbot: Any, main_window: Any) -> None:
     qtbot.waitUntil(lambda: page.task is None or not page.task.running, timeout=10_000)
     page.export_receipt(Path("unused.csv"))
     assert "Select a run first" in main_window.message_bar.text.text()
+
+
+def test_history_fits_without_horizontal_scrolling_and_follows_new_runs(
+    qtbot: Any, main_window: Any
+) -> None:
+    db = connect()
+    for number in range(30):
+        history.record_run(db, kind="reconcile", connection=None,
+                           source_file=f"a-rather-long-spreadsheet-name-{number}.xlsx",
+                           source_sha256="cd" * 32,
+                           counts={"to_submit": 1208, "missing_from_crm": 3, "in_sync": 40,
+                                   "invalid": 2, "duplicate": 1}, outcome="ok",
+                           message="compared with connection demo-eu (account-wide list, "
+                                   "synced 2026-11-22T09:14:03.1234567Z)")
+    db.close()
+    main_window.resize(1024, 700)
+    page = main_window.show_page("history")
+    qtbot.waitUntil(lambda: page.model.rowCount() == 30, timeout=10_000)
+    qtbot.wait(50)
+    view = page.table.view
+    assert not view.horizontalScrollBar().isVisible()
+    header = view.horizontalHeader()
+    shown = sum(header.sectionSize(c) for c in range(header.count()) if not view.isColumnHidden(c))
+    assert shown <= view.viewport().width()  # nothing cut off at the right
+    counts = page.model.data(page.model.index(0, 6))
+    assert counts == "1,208 to submit · 3 missing from the CRM · 40 in sync · +2 more"
+    # A run recorded elsewhere (another page emits historyChanged) shows up here.
+    db = connect()
+    history.record_run(db, kind="fetch", connection="demo-eu", source_file=None,
+                       source_sha256=None, counts={"fetched": 5}, outcome="ok")
+    db.close()
+    main_window.changes.historyChanged.emit()
+    qtbot.waitUntil(lambda: page.model.rowCount() == 31, timeout=10_000)

@@ -128,8 +128,11 @@ def test_a_dropped_file_goes_to_the_page_that_accepts_it(main_window: Any, tmp_p
     main_window.dropEvent(event)
     assert opened == [sheet]
     assert main_window.current_key == "reconcile"
-    assert main_window.open_file(tmp_path / "notes.txt") is False
+    # Every type the reader opens is accepted (.ods used to be refused), nothing else.
+    assert main_window.open_file(tmp_path / "list.ods") is True
+    assert main_window.open_file(tmp_path / "notes.pdf") is False
     assert main_window.message_bar.level == "warning"
+    assert ".ods" in main_window.message_bar.text.text()
 
 
 def test_send_to_submit_loads_the_identifiers_on_the_submit_page(main_window: Any) -> None:

@@ -11,7 +11,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 
-from optout_desk.ui.widgets.data_table import DataTable
+from optout_desk.ui.save_paths import SaveDialog
 
 pytestmark = pytest.mark.usefixtures("sandbox_connection")
 
@@ -72,7 +72,7 @@ def test_copy_puts_selected_rows_with_a_header_on_the_clipboard(optouts_page: An
     page.table.view.setFocus()
     qtbot.keyClick(page.table.view, Qt.Key.Key_C, Qt.KeyboardModifier.ControlModifier)
     lines = QGuiApplication.clipboard().text().splitlines()
-    assert lines[0].split("\t")[:3] == ["Opted out (UTC)", "Email", "Phone"]
+    assert lines[0].split("\t")[:3] == ["Opted out", "Email", "Phone"]  # as shown: local
     assert len(lines) == 2
 
 
@@ -84,13 +84,18 @@ def test_export_writes_the_shown_rows(optouts_page: Any, qtbot: Any, tmp_path: P
     shown = page.model.rowCount()
     assert 0 < shown
     target = tmp_path / "shown.xlsx"
-    monkeypatch.setattr(DataTable, "ask_export_path", classmethod(lambda cls, p, s: target))
+    monkeypatch.setattr(SaveDialog, "ask", classmethod(lambda cls, *args: target))
+    # Ctrl+E works while the search box has the focus (a line edit takes it as "end").
+    page.table.search.setFocus()
     with qtbot.waitSignal(page.table.exported, timeout=20_000):
-        qtbot.keyClick(page.window(), Qt.Key.Key_E, Qt.KeyboardModifier.ControlModifier)
-    book = openpyxl.load_workbook(target, read_only=True)
+        qtbot.keyClick(page.table.search, Qt.Key.Key_E, Qt.KeyboardModifier.ControlModifier)
+    book = openpyxl.load_workbook(target)
     rows = list(book.worksheets[0].iter_rows(values_only=True))
-    book.close()  # a read-only workbook keeps its file open until closed
-    assert rows[0][1] == "Email"
+    first = book.worksheets[0]["A2"]
+    book.close()
+    assert rows[0][:2] == ("Opted out (UTC)", "Email")  # readable headers, UTC said
+    assert first.is_date and first.number_format == "yyyy-mm-dd hh:mm:ss"
+    assert not any(str(row[8]).find("OptoutSourceId") >= 0 for row in rows[1:])
     assert len(rows) - 1 == shown
 
 
@@ -103,14 +108,14 @@ def test_cancelling_a_slow_fetch_leaves_the_old_list(optouts_page: Any, qtbot: A
     sandbox.state.set_latency(150)
     page.full.setChecked(True)
     qtbot.mouseClick(page.fetch_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: "Page" in page.progress_label.text(), timeout=20_000)
-    assert page.cancel_button.isVisible()
-    qtbot.mouseClick(page.cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "pages" in page.panel.status.text(), timeout=20_000)
+    assert page.panel.cancel_button.isVisible()
+    qtbot.mouseClick(page.panel.cancel_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not page.fetching, timeout=20_000)
     qtbot.waitUntil(lambda: page._load_task is None, timeout=10_000)
     assert "cancelled" in main_window.message_bar.text.text()
     assert page.model.total_rows == before
-    assert not page.progress_row.isVisible()
+    assert not page.panel.isVisible() and page.panel.status.text() == ""  # no stale line
     assert page.fetch_button.isEnabled()
 
 

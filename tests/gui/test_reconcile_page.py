@@ -86,8 +86,9 @@ def test_open_compare_export_and_send(
 
     # Export through the patched file dialog.
     target = files / "result.xlsx"
-    monkeypatch.setattr(type(page), "ask_result_path",
-                        classmethod(lambda cls, parent, suggested: target))
+    from optout_desk.ui.save_paths import SaveDialog
+
+    monkeypatch.setattr(SaveDialog, "ask", classmethod(lambda cls, *args: target))
     page.export_button.click()
     qtbot.waitUntil(lambda: target.exists() and not page.busy, timeout=20_000)
     assert openpyxl.load_workbook(target).sheetnames[0] == "Summary"
@@ -120,7 +121,8 @@ def test_against_a_connection_and_recent_files(
         ], replace=True, synced_at="2024-01-05T00:00:00Z")
     finally:
         db.close()
-    page.on_shown()
+    main_window.changes.connectionsChanged.emit()  # connections are listed off the GUI thread
+    qtbot.waitUntil(lambda: page.against.findData("acme") >= 0, timeout=5_000)
     page.against.setCurrentIndex(page.against.findData("acme"))
     open_via_button(page, qtbot, monkeypatch, files / "crm.xlsx")
     assert page.tab_titles()[:3] == ["To submit (2)", "Missing from CRM (0)",

@@ -49,7 +49,7 @@ def test_failure_reaches_on_failure_with_its_type(qtbot: Any) -> None:
 def test_unhandled_failure_goes_to_the_window_error_dialog(main_window: Any, qtbot: Any,
                                                            monkeypatch: Any) -> None:
     shown: list[BaseException] = []
-    monkeypatch.setattr(main_window, "show_error", shown.append)
+    monkeypatch.setattr(main_window, "show_error", lambda exc, title="": shown.append(exc))
 
     def work(progress: ProgressCallback, cancel: CancelToken) -> None:
         raise ZeroDivisionError("bug")

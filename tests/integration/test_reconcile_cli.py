@@ -11,6 +11,7 @@ import pytest
 
 from optout_desk.cli import main
 from optout_desk.core.records import OptOutRecord
+from optout_desk.files.export import would_start_formula
 from optout_desk.store import cache, connections, history
 from optout_desk.store.db import connect
 
@@ -151,7 +152,7 @@ def test_workbook_output(files: Path, seeded_connection: str) -> None:
     assert len(str(summary["Source SHA-256"])) == 64
     assert summary["Sheet"] == "Contacts"
     assert summary["Email columns"] == "B (E-mail address)"
-    assert summary["Phone region"] == "BE"
+    assert summary["Phone region"] == "Belgium (BE)"
     assert summary["Connection"] == "acme"
     assert summary["Synced at (UTC)"]
     assert summary["To submit"] == 2 and summary["Duplicates"] == 1
@@ -166,7 +167,9 @@ def test_workbook_output(files: Path, seeded_connection: str) -> None:
             for cell in row:
                 assert not (cell.data_type == "f")
                 if isinstance(cell.value, str):
-                    assert cell.value[:1] not in ("=", "+", "-", "@")
+                    # Text cells, quoted only where typing them would start a formula:
+                    # a phone like +32470999888 stays as it is.
+                    assert not would_start_formula(cell.value)
 
 
 def test_scrub_keeps_original_columns_and_order(files: Path, seeded_connection: str) -> None:
@@ -254,3 +257,58 @@ def test_unknown_output_suffix(files: Path, capsys: pytest.CaptureFixture[str]) 
                  "-o", str(files / "r.txt")])
     assert code == 2
     assert ".xlsx, .csv or .jsonl" in capsys.readouterr().err
+
+
+CONTACT_ROWS: list[list[object]] = [
+    ["Name", "E-mail", "Mobile", "Land", "Status"],
+    ["Alice", "alice@example.com", None, "BE", "Afgemeld"],      # opted out, on the platform
+    ["Bob", "bob@example.com", None, "BE", "Actief"],            # subscribed, nothing to do
+    ["Gwen", None, "07700 900123", "United Kingdom", "Afgemeld"],  # opted out, new (a GB phone)
+    ["Zed", "zed@example.com", None, "BE", "Actief"],            # subscribed, opted out there
+]
+
+
+def test_a_contact_list_with_status_and_country_columns(
+    tmp_path: Path, seeded_connection: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sheet = write_xlsx(tmp_path / "contacts.xlsx", CONTACT_ROWS)
+    output = tmp_path / "result.xlsx"
+    code = main(["reconcile", str(sheet), "--against", seeded_connection, "--region", "BE",
+                 "--status-column", "Status", "--opted-out-values", "Afgemeld",
+                 "--country-column", "Land", "-o", str(output)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "This file is a contact list (a status column says who opted out) (given)" in printed
+    assert "status column E (Status); opted out: 'Afgemeld'" in printed
+    assert "country column D (Land), else region BE" in printed
+    workbook = openpyxl.load_workbook(output)
+    assert workbook.sheetnames == ["Summary", "To submit", "Missing from CRM", "Already in sync",
+                                   "Subscribed", "Invalid", "Duplicates"]
+    summary = {row[0]: row[1] for row in workbook["Summary"].iter_rows(min_row=2,
+                                                                        values_only=True)}
+    assert summary["This file is"] == "a contact list (a status column says who opted out)"
+    assert summary["Status column"] == "E (Status)"
+    assert summary["Values meaning opted out"] == "Afgemeld"
+    assert summary["Country column"] == "D (Land)"
+    assert summary["To submit"] == 1 and summary["Already in sync"] == 1
+    assert summary["Subscribed"] == 2
+    # The platform's phone-only opt-out and zed (whom the CRM holds as subscribed).
+    assert summary["Missing from CRM"] == 2
+    assert summary["Missing from CRM: held as subscribed in the CRM"] == 1
+    to_submit = list(workbook["To submit"].iter_rows(min_row=2, values_only=True))
+    assert [row[0] for row in to_submit] == ["Gwen"]  # her UK number was read as British
+    missing = list(workbook["Missing from CRM"].iter_rows(values_only=True))
+    assert missing[0][0] == "Opted out (UTC)"  # readable headers, not DateOptOut
+    zed = next(row for row in missing[1:] if row[1] == "zed@example.com")
+    assert zed[-3] == 5  # the CRM row that holds zed as subscribed
+    assert "as subscribed (row 5, status 'Actief')" in str(zed[-1])
+
+
+def test_opted_out_values_without_a_status_column_is_bad_input(
+    tmp_path: Path, seeded_connection: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sheet = write_xlsx(tmp_path / "contacts.xlsx", CONTACT_ROWS)
+    code = main(["reconcile", str(sheet), "--against", seeded_connection,
+                 "--opted-out-values", "Afgemeld", "-o", str(tmp_path / "r.xlsx")])
+    assert code == 2
+    assert "--opted-out-values needs --status-column" in capsys.readouterr().err

@@ -33,26 +33,46 @@ def test_neutralise_prefixes_every_trigger_and_nothing_else() -> None:
     assert neutralise("a=b") == "a=b"
 
 
-def test_xlsx_cells_are_text_and_neutralised(tmp_path: Path) -> None:
+FORMULAS = [value for value in DANGEROUS if value != "+32470123456"]
+PHONES_AND_NUMBERS = ["+32470123456", "+32 470 12 34 56", "-5", "+1.5"]
+
+
+def test_xlsx_cells_are_text_and_only_formulas_are_neutralised(tmp_path: Path) -> None:
     path = tmp_path / "out.xlsx"
-    rows = [[value, 7, None, 2.5, True, datetime.date(2024, 1, 2)] for value in DANGEROUS]
-    written = export_rows(path, ["Value", "N", "Empty", "F", "B", "D"], rows)
-    assert written == len(DANGEROUS)
+    moment = datetime.datetime(2024, 1, 2, 9, 14, 3)
+    rows = [[value, 7, None, 2.5, True, datetime.date(2024, 1, 2), moment]
+            for value in FORMULAS + PHONES_AND_NUMBERS]
+    written = export_rows(path, ["Value", "N", "Empty", "F", "B", "D", "T"], rows)
+    assert written == len(rows)
     sheet = openpyxl.load_workbook(path).active
     assert sheet is not None
     assert sheet.freeze_panes == "A2"
-    assert [c.value for c in sheet[1]] == ["Value", "N", "Empty", "F", "B", "D"]
+    assert [c.value for c in sheet[1]] == ["Value", "N", "Empty", "F", "B", "D", "T"]
     assert sheet["A1"].font.b
-    for index, value in enumerate(DANGEROUS, start=2):
+    for index, value in enumerate(FORMULAS + PHONES_AND_NUMBERS, start=2):
         cell = sheet.cell(index, 1)
-        assert cell.data_type == "s"
+        assert cell.data_type == "s"  # text, never a formula or a number
         # xlsx stores a carriage return as the escape _x000D_, which openpyxl leaves as is.
-        assert cell.value == "'" + value.replace("\r", "_x000D_")
+        expected = value if value in PHONES_AND_NUMBERS else "'" + value
+        assert cell.value == expected.replace("\r", "_x000D_")
         assert sheet.cell(index, 2).value == 7
         assert sheet.cell(index, 3).value is None
         assert sheet.cell(index, 4).value == 2.5
         assert sheet.cell(index, 5).value is True
-        assert sheet.cell(index, 6).value == "2024-01-02"
+        day, when = sheet.cell(index, 6), sheet.cell(index, 7)
+        assert day.is_date and day.value == datetime.datetime(2024, 1, 2)
+        assert day.number_format == "yyyy-mm-dd"
+        assert when.is_date and when.value == moment
+        assert when.number_format == "yyyy-mm-dd hh:mm:ss"
+
+
+def test_xlsx_dates_with_a_time_zone_are_written_in_utc(tmp_path: Path) -> None:
+    path = tmp_path / "out.xlsx"
+    zone = datetime.timezone(datetime.timedelta(hours=2))
+    export_rows(path, ["T"], [[datetime.datetime(2024, 1, 2, 11, 0, tzinfo=zone)]])
+    sheet = openpyxl.load_workbook(path).active
+    assert sheet is not None
+    assert sheet["A2"].value == datetime.datetime(2024, 1, 2, 9, 0)
 
 
 def test_csv_cells_are_neutralised(tmp_path: Path) -> None:

@@ -6,17 +6,21 @@ only collects what the operator typed; the page stores it in a background task.
 
 Every field comes from what the connector registry declares for the chosen system: its regions,
 its secrets (with the operator's names for them), its required settings (shown with the rest)
-and its other settings (under "More settings", each showing its default).
+and its other settings (under "More settings", each showing its default). Tab moves through
+the fields in the order they are shown. "Test" asks the platform whether what is typed works,
+in a background task, before anything is saved (workflows.connections.check_unsaved).
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
 from PySide6.QtCore import Qt, Slot
 from PySide6.QtGui import QAction, QIcon
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -25,6 +29,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QMessageBox,
+    QPushButton,
     QStyle,
     QVBoxLayout,
     QWidget,
@@ -44,6 +49,7 @@ class ConnectionInput:
     secrets: dict[str, str] = field(default_factory=dict)
     original_name: str | None = None  # set when editing
     settings: dict[str, Any] = field(default_factory=dict)  # a blank field: None (the default)
+    session_only: bool = False  # no keyring: the operator chose to keep keys in memory
 
 
 @dataclass(frozen=True)
@@ -101,6 +107,7 @@ class ConnectionDialog(QDialog):
         systems: list[SystemChoice],
         existing: ConnectionInput | None = None,
         keyring_note: str = "",
+        session_only_choice: bool = False,
     ) -> None:
         super().__init__(parent)
         self.systems = systems
@@ -139,7 +146,13 @@ class ConnectionDialog(QDialog):
         self.setting_fields: dict[str, QLineEdit] = {}
         self.note = QLabel(keyring_note)
         self.note.setWordWrap(True)
-        self.note.setVisible(bool(keyring_note))
+        self.note.setVisible(bool(keyring_note) and not session_only_choice)
+        # Without a keyring the one message about it is this choice, made before saving.
+        self.session_only = QCheckBox(
+            "There is no system keyring: keep these keys for this session only (they are "
+            "never written to a file; enter them again next time)")
+        self.session_only.setObjectName("sessionOnly")
+        self._session_choice = session_only_choice
         self.error = QLabel()
         self.error.setWordWrap(True)
         self.error.setStyleSheet("color: #c62828;")
@@ -147,8 +160,17 @@ class ConnectionDialog(QDialog):
         self.buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
         )
+        self.test_button = QPushButton("Test")
+        self.test_button.setToolTip("Ask the platform whether these keys work, without saving")
+        self.buttons.addButton(self.test_button, QDialogButtonBox.ButtonRole.ActionRole)
+        self.test_button.clicked.connect(self.test_entered)
         self.buttons.accepted.connect(self._accept_if_valid)
         self.buttons.rejected.connect(self.reject)
+        self.test_result = QLabel()
+        self.test_result.setObjectName("testResult")
+        self.test_result.setWordWrap(True)
+        self.test_result.hide()
+        self._test_task: Any = None
         layout = QVBoxLayout(self)
         layout.addLayout(self.form)
         layout.addWidget(self.abilities)
@@ -156,7 +178,10 @@ class ConnectionDialog(QDialog):
         layout.addLayout(self.required_form)
         layout.addWidget(self.more)
         layout.addWidget(self.note)
+        layout.addWidget(self.session_only)
+        self.session_only.setVisible(session_only_choice)  # in the layout first: no window
         layout.addWidget(self.error)
+        layout.addWidget(self.test_result)
         layout.addWidget(self.buttons)
 
         self.system.currentIndexChanged.connect(self._system_changed)
@@ -180,6 +205,10 @@ class ConnectionDialog(QDialog):
                     widget.setText(text)
                     if widget.parent() is self.more_body:
                         self.more.setChecked(True)
+
+    def _label_of(self, field_widget: QWidget) -> str:
+        label = self.secrets_form.labelForField(field_widget)
+        return label.text() if isinstance(label, QLabel) else ""
 
     def current_system(self) -> SystemChoice:
         return self.systems[max(self.system.currentIndex(), 0)]
@@ -221,6 +250,24 @@ class ConnectionDialog(QDialog):
         self.abilities.setText(f"A {choice.label} connection can {choice.abilities}."
                                if choice.abilities else "")
         self._region_changed()
+        self._fix_tab_order()
+
+    def tab_chain(self) -> list[QWidget]:
+        """The fields in the order they are shown (what Tab walks through)."""
+        chain: list[QWidget] = [self.name, self.system, self.region, self.custom_url,
+                                *self.secret_fields.values()]
+        advanced = [w for w in self.setting_fields.values() if w.parent() is self.more_body]
+        chain += [w for w in self.setting_fields.values() if w not in advanced]
+        chain.append(self.more)
+        chain += advanced
+        chain += [self.session_only, self.test_button, *self.buttons.buttons()]
+        return [widget for widget in chain if widget.focusPolicy() != Qt.FocusPolicy.NoFocus]
+
+    def _fix_tab_order(self) -> None:
+        # Fields made when the system changes come after the buttons in creation order.
+        chain = self.tab_chain()
+        for first, second in itertools.pairwise(chain):
+            QWidget.setTabOrder(first, second)
 
     @Slot()
     def _region_changed(self) -> None:
@@ -242,6 +289,7 @@ class ConnectionDialog(QDialog):
             secrets={k: w.text().strip() for k, w in self.secret_fields.items() if w.text()},
             original_name=self.existing.name if self.existing else None,
             settings={name: (w.text().strip() or None) for name, w in self.setting_fields.items()},
+            session_only=self._session_choice and self.session_only.isChecked(),
         )
 
     def problem(self) -> str:
@@ -262,11 +310,71 @@ class ConnectionDialog(QDialog):
         if value.region == CUSTOM_REGION and not value.custom_url:
             return "Enter the base URL, or choose a region."
         if self.existing is None:
-            missing = [self.secrets_form.labelForField(w).text()  # type: ignore[union-attr]
-                       for w in self.secret_fields.values() if not w.text().strip()]
+            missing = [self._label_of(w) for w in self.secret_fields.values()
+                       if not w.text().strip()]
             if missing:
                 return f"Enter the {' and '.join(missing)}."
+        if (self._session_choice and not self.session_only.isChecked()
+                and (self.existing is None or value.secrets)):
+            return "Tick “keep these keys for this session only”, or set up a keyring first."
         return ""
+
+    # --- test --------------------------------------------------------------------------------
+
+    def test_problem(self) -> str:
+        """What must be filled in before a test can run ("" when it can)."""
+        value = self.value()
+        if value.region == CUSTOM_REGION and not value.custom_url:
+            return "Enter the base URL, or choose a region."
+        if self.existing is None:
+            missing = [self._label_of(w) for w in self.secret_fields.values()
+                       if not w.text().strip()]
+            if missing:
+                return f"Enter the {' and '.join(missing)} to test them."
+        return ""
+
+    @Slot()
+    def test_entered(self) -> None:
+        from optout_desk.ui.tasks import run_task
+
+        problem = self.test_problem()
+        if problem:
+            self._show_test(problem, ok=False)
+            return
+        value = self.value()
+        custom = value.region == CUSTOM_REGION
+        existing = self.existing.name if self.existing else None
+
+        def work(_progress: Any, _cancel: Any) -> Any:
+            from optout_desk.workflows.connections import check_unsaved
+
+            return check_unsaved(value.system, region=None if custom else value.region,
+                                 base_url=value.custom_url if custom else None,
+                                 secrets=value.secrets,
+                                 settings={k: v for k, v in value.settings.items()
+                                           if v is not None},
+                                 existing=existing)
+
+        self.test_button.setEnabled(False)
+        self._show_test("Testing…", ok=True)
+        self._test_task = run_task(self, work, on_success=self._tested,
+                                   on_failure=self._test_failed, name="test unsaved connection")
+
+    def _tested(self, check: Any) -> None:
+        self.test_button.setEnabled(True)
+        self._test_task = None
+        self._show_test(check.message, ok=bool(check.ok))
+
+    def _test_failed(self, exc: BaseException) -> None:
+        self.test_button.setEnabled(True)
+        self._test_task = None
+        message = getattr(exc, "message", None)
+        self._show_test(str(message) if message else f"The test failed: {exc}", ok=False)
+
+    def _show_test(self, text: str, ok: bool) -> None:
+        self.test_result.setText(text)
+        self.test_result.setStyleSheet("" if ok else "color: #c62828;")
+        self.test_result.show()
 
     @Slot()
     def _accept_if_valid(self) -> None:
@@ -279,9 +387,9 @@ class ConnectionDialog(QDialog):
     @classmethod
     def ask(
         cls, parent: QWidget | None, existing: ConnectionInput | None = None,
-        keyring_note: str = "",
+        keyring_note: str = "", session_only_choice: bool = False,
     ) -> ConnectionInput | None:
-        dialog = cls(parent, available_systems(), existing, keyring_note)
+        dialog = cls(parent, available_systems(), existing, keyring_note, session_only_choice)
         if dialog.exec() != QDialog.DialogCode.Accepted:
             return None
         return dialog.value()

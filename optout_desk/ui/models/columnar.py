@@ -7,13 +7,19 @@ filtering scans a lower-cased haystack per row (the search columns joined). Both
 thread through ui/tasks.py once the data is large; a result computed for an older request (the
 user typed again) is dropped. Small data is sorted and filtered in place, synchronously.
 
+Phone columns are searchable in any format: their digits are in the haystack too, and a search
+that looks like a phone number ("0470 12 34 56", "+32 470-12", "0032470") is also looked for
+as digits without its trunk or international prefix, so it finds "+32470123456".
+
 Roles: DisplayRole (formatted text), RAW_ROLE (the value as stored, for sorting and copying),
 ROW_ID_ROLE (the data row number, so a selection can be followed across sorts).
 """
 
 from __future__ import annotations
 
+import datetime
 import gc
+import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -104,6 +110,25 @@ def _lowered_text_array(values: Sequence[Any], plain_text: bool = False) -> np.n
     return keys
 
 
+_PHONE_LIKE = re.compile(r"\+?[\d\s().\-/]*\d[\d\s().\-/]*")
+_NOT_DIGITS = re.compile(r"\D+")
+_PHONE_DIGITS_MIN = 3  # "047" is a search for a phone; "4" could be anything
+
+
+def phone_needle(text: str) -> str | None:
+    """The digits a phone-like search looks for, without "00"/"+" or a trunk "0"; None when
+    the search is not a phone number."""
+    if not _PHONE_LIKE.fullmatch(text):
+        return None
+    digits = _NOT_DIGITS.sub("", text)
+    digits = digits[2:] if digits.startswith("00") else digits.lstrip("0") or digits
+    return digits if len(digits) >= _PHONE_DIGITS_MIN else None
+
+
+def _digits(values: Sequence[Any]) -> list[str]:
+    return [_NOT_DIGITS.sub("", v if type(v) is str else str(v)) if v else "" for v in values]
+
+
 class ColumnIndexer:
     """Sort orders and filter matches over one immutable snapshot of the columns.
 
@@ -111,9 +136,11 @@ class ColumnIndexer:
     indexer, so work still running on the old one cannot mix its results in.
     """
 
-    def __init__(self, data: Mapping[str, Sequence[Any]], search_columns: Sequence[str]) -> None:
+    def __init__(self, data: Mapping[str, Sequence[Any]], search_columns: Sequence[str],
+                 phone_columns: Sequence[str] = ()) -> None:
         self.data = data
         self.search_columns = tuple(c for c in search_columns if c in data)
+        self.phone_columns = tuple(c for c in phone_columns if c in data)
         self.rows = len(next(iter(data.values()))) if data else 0
         self._orders: dict[str, np.ndarray] = {}
         self._ranks: dict[str, np.ndarray] = {}
@@ -157,7 +184,7 @@ class ColumnIndexer:
         if kinds <= _NUMERIC_TYPES:
             # Numbers with gaps: empty cells first (as -inf), then numeric order.
             cells = np.array(values, dtype=object)
-            cells[np.equal(cells, None)] = -np.inf
+            cells[cells == None] = -np.inf  # noqa: E711  (an element-wise comparison)
             return np.argsort(cells.astype(np.float64), kind="stable")
         sample = values[:_CHUNK]
         if len(set(sample)) <= len(sample) // 4:
@@ -181,23 +208,30 @@ class ColumnIndexer:
                 return self._haystack
         hay: list[str] = []
         columns = [self.data[c] for c in self.search_columns]
-        if not columns:
+        phones = [self.data[c] for c in self.phone_columns]
+        if not columns and not phones:
             hay = [""] * self.rows
-        for start in range(0, self.rows if columns else 0, _CHUNK):
+        for start in range(0, self.rows if columns or phones else 0, _CHUNK):
             parts = [_lowered_texts(column[start:start + _CHUNK]) for column in columns]
+            # Phones once more as bare digits, after a separator no search can contain.
+            parts += [_digits(column[start:start + _CHUNK]) for column in phones]
             hay.extend(map("\t".join, zip(*parts, strict=True)))
         with self._lock:
             self._haystack = hay
         return hay
 
     def matches(self, needle: str, cancel: CancelToken | None = None) -> np.ndarray:
-        """Data rows (ascending) whose search columns contain `needle` (case ignored)."""
+        """Data rows (ascending) whose search columns contain `needle` (case ignored), or
+        whose phones hold its digits when it looks like a phone number."""
         needle = needle.lower()
         hay = self.haystack()
+        digits = phone_needle(needle) if self.phone_columns else None
         last = self._last_match
-        if last is not None and last[0] in needle:
+        if digits is not None:
+            found = [i for i, text in enumerate(hay) if needle in text or digits in text]
+        elif last is not None and last[0] in needle:
             # The user typed one more character: only the previous matches can still match.
-            found: list[int] = []
+            found = []
             for start in range(0, len(last[1]), _CHUNK):
                 candidates = last[1][start:start + _CHUNK].tolist()
                 found += [i for i in candidates if needle in hay[i]]
@@ -247,17 +281,25 @@ class ColumnarTableModel(QAbstractTableModel):
         *,
         headers: Mapping[str, str] | None = None,
         search_columns: Sequence[str] = (),
+        phone_columns: Sequence[str] = (),
         formatters: Mapping[str, Callable[[Any], str]] | None = None,
+        export_values: Mapping[str, Callable[[Any], Any]] | None = None,
+        export_headers: Mapping[str, str] | None = None,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
         self.columns: tuple[str, ...] = tuple(columns)
         self.headers = dict(headers or {})
         self.search_columns = tuple(search_columns)
+        self.phone_columns = tuple(phone_columns)
         self.formatters = dict(formatters or {})
+        # Per column, the value an export writes (a timestamp text as a date cell…).
+        self.export_values = dict(export_values or {})
+        self.export_headers = dict(export_headers or {})
         self.async_threshold = ASYNC_THRESHOLD
         self._columns_data: list[Sequence[Any]] = [[] for _ in self.columns]
-        self._indexer = ColumnIndexer({c: [] for c in self.columns}, self.search_columns)
+        self._indexer = ColumnIndexer({c: [] for c in self.columns}, self.search_columns,
+                                      self.phone_columns)
         self._total = 0
         self._index: np.ndarray | None = None
         self._sort_column: int = -1
@@ -279,7 +321,7 @@ class ColumnarTableModel(QAbstractTableModel):
         self._generation += 1
         self.beginResetModel()
         self._columns_data = [full[c] for c in self.columns]
-        self._indexer = ColumnIndexer(full, self.search_columns)
+        self._indexer = ColumnIndexer(full, self.search_columns, self.phone_columns)
         self._total = total
         self._index = None
         self.endResetModel()
@@ -292,7 +334,7 @@ class ColumnarTableModel(QAbstractTableModel):
             # walk them all (seconds, with the GIL held) while sorting allocates. Cells hold no
             # cycles, so move everything alive now out of the collector's sight.
             gc.freeze()
-            if self.search_columns:
+            if self.search_columns or self.phone_columns:
                 self._warm_haystack()
 
     def _warm_haystack(self) -> None:
@@ -334,6 +376,15 @@ class ColumnarTableModel(QAbstractTableModel):
     def row_values(self, data_row: int) -> list[Any]:
         return [_plain(col[data_row]) for col in self._columns_data]
 
+    def export_row(self, data_row: int) -> list[Any]:
+        """A row as an export writes it (export_values applied)."""
+        values = self.row_values(data_row)
+        for position, name in enumerate(self.columns):
+            convert = self.export_values.get(name)
+            if convert is not None and values[position] is not None:
+                values[position] = convert(values[position])
+        return values
+
     def set_value(self, data_row: int, column_name: str, value: Any) -> None:
         """Change one cell (small tables: a status column); the cell repaints."""
         column = self.columns.index(column_name)
@@ -354,14 +405,27 @@ class ColumnarTableModel(QAbstractTableModel):
     def header_titles(self) -> list[str]:
         return [self.headers.get(c, c) for c in self.columns]
 
+    def export_titles(self) -> list[str]:
+        """Headers as an export writes them (a UTC time column says so)."""
+        return [self.export_headers.get(c, self.headers.get(c, c)) for c in self.columns]
+
     def display_text(self, column: int, value: Any) -> str:
         if value is None:
             return ""
         formatter = self.formatters.get(self.columns[column])
         if formatter is not None:
             return formatter(value)
+        kind = type(value)
+        if kind is str:
+            return value  # type: ignore[no-any-return]
         # A spreadsheet's number cell reads as Excel shows it (100000.0 -> "100000").
-        return cell_text(value) if type(value) is float else str(value)
+        if kind is float:
+            return cell_text(value)
+        if kind is datetime.datetime or kind is datetime.date:
+            from optout_desk.ui import formatting
+
+            return formatting.when(value) if kind is datetime.datetime else formatting.day(value)
+        return str(value)
 
     # --- Qt model interface ----------------------------------------------------------------
 

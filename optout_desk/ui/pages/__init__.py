@@ -1,7 +1,8 @@
 """The page registry: what the sidebar lists, in order, and how each page is built.
 
-A page is any QWidget made by `factory(window)`. Pages are created lazily, the first time they
-are shown. Optional protocol a page may implement (the window calls it when present):
+A page is any QWidget made by `factory(host)`, where host is the window as a ui.host.PageHost:
+everything a page may ask of the window. Pages are created lazily, the first time they are
+shown. Optional methods a page may implement (the window calls them when present):
 
 - `on_shown()`                      — the page became the current one
 - `focus_search()`                  — Ctrl+F
@@ -10,7 +11,8 @@ are shown. Optional protocol a page may implement (the window calls it when pres
 - `accepts_drop(path) -> bool` and `open_file(path)` — a file dropped on the window goes to the
   first page whose PageSpec lists its suffix in `accepts` (and whose accepts_drop, if any,
   agrees); the window shows that page and calls open_file(path).
-- `load_inputs(inputs, origin)`     — the Submit page, via MainWindow.send_to_submit
+- `choose_file()`                   — Ctrl+O (the window falls back to Reconcile's)
+- `load_inputs(inputs, origin, against=None)` — the Submit page, via host.send_to_submit
 - `shutdown()`                      — the window is closing
 
 Pages not built yet are honest placeholders saying what will come.

@@ -2,8 +2,11 @@
 
 Every keyring call (storing, reading where a secret lives, the backend's status) runs in a
 background task: a locked Secret Service can block on D-Bus for a long time. When there is no
-keyring backend or it is locked, the page says so in a banner and, when keys must be stored,
-offers the choices (this session only / unlock and retry) — never a plaintext file.
+keyring backend or it is locked, the page says so in a banner; with no backend at all the
+connection dialog itself offers "this session only" (the one message about it), and a store
+that fails anyway offers the choices (this session only / unlock and retry) — never a
+plaintext file. In demo mode the demo keys are meant to live in memory: a quiet line says so
+instead of the warning banner. Remove asks first, with Cancel as the default answer.
 """
 
 from __future__ import annotations
@@ -26,7 +29,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from optout_desk.core.errors import DeskError
 from optout_desk.core.progress import CancelToken, ProgressCallback
 from optout_desk.ui.dialogs.connection import (
     CUSTOM_REGION,
@@ -36,8 +38,10 @@ from optout_desk.ui.dialogs.connection import (
     ConnectionInput,
     KeyringChoice,
 )
+from optout_desk.ui.formatting import counted
+from optout_desk.ui.host import PageHost
 from optout_desk.ui.models.columnar import ColumnarTableModel
-from optout_desk.ui.tasks import run_task
+from optout_desk.ui.tasks import report_failure, run_task
 
 log = logging.getLogger(__name__)
 
@@ -80,10 +84,10 @@ def load_listing(_progress: ProgressCallback, _cancel: CancelToken) -> Listing:
         info = SYSTEMS.get(profile.system)
         fields = tuple(info.secret_fields) if info else ()
         labels = tuple(info.secret_labels) if info else ()
-        keys = "; ".join(
-            f"{label}: {secrets.describe_location(profile.name, field)}"
-            for field, label in zip(fields, labels, strict=True)
-        )
+        places = [secrets.describe_location(profile.name, field) for field in fields]
+        keys = ("All keys: " + places[0] if len(set(places)) == 1 and len(places) > 1 else
+                "; ".join(f"{label}: {place}"
+                          for label, place in zip(labels, places, strict=True)))
         rows.append(ConnectionRow(profile.name, profile.system, info.label if info else
                                   profile.system, profile.region, profile.base_url, keys,
                                   dict(profile.settings)))
@@ -91,9 +95,9 @@ def load_listing(_progress: ProgressCallback, _cancel: CancelToken) -> Listing:
 
 
 class ConnectionsPage(QWidget):
-    def __init__(self, window: Any) -> None:
+    def __init__(self, host: PageHost) -> None:
         super().__init__()
-        self.window_ = window
+        self.host = host
         self.rows: list[ConnectionRow] = []
         self.checks: dict[str, str] = {}
         self.backend_state = "unknown"
@@ -102,8 +106,11 @@ class ConnectionsPage(QWidget):
 
         heading = QLabel("<h2>Connections</h2>")
         intro = QLabel("The platforms the desk talks to. Keys are kept in the system keyring, "
-                       "never in a file.")
+                       "never in a file."
+                       + (" Demo mode: the demo connections' keys are held in memory for this "
+                          "session only." if host.context.demo else ""))
         intro.setWordWrap(True)
+        self.intro = intro
 
         self.banner = QFrame()
         self.banner.setObjectName("keyringBanner")
@@ -158,7 +165,7 @@ class ConnectionsPage(QWidget):
         layout.addWidget(self.empty_label)
         layout.addWidget(self.view, 1)
 
-        window.connectionsChanged.connect(self.refresh)
+        host.changes.connectionsChanged.connect(self.refresh)
         self._selection_changed()
         self.refresh()
 
@@ -173,7 +180,7 @@ class ConnectionsPage(QWidget):
 
     def _listed(self, listing: Listing) -> None:
         self._listing_task = None
-        selected = self.selected_name() or self.window_.last_connection()
+        selected = self.selected_name() or self.host.last_connection()
         self.rows = listing.rows
         self.backend_state = listing.backend_state
         self._show_backend(listing.backend_state, listing.backend_message)
@@ -190,8 +197,8 @@ class ConnectionsPage(QWidget):
         self._selection_changed()
 
     def _show_backend(self, state: str, message: str) -> None:
-        if state == "ok":
-            self.banner.hide()
+        if state == "ok" or (self.host.context.demo and state == "none"):
+            self.banner.hide()  # demo keys are session-only by design: nothing to warn about
             return
         if state == "locked":
             text = (message or "The system keyring is locked.") + (
@@ -226,7 +233,7 @@ class ConnectionsPage(QWidget):
         for button in (self.edit_button, self.remove_button, self.test_button):
             button.setEnabled(bool(name) and name not in self._busy)
         if name:
-            self.window_.set_last_connection(name)
+            self.host.set_last_connection(name)
 
     # --- add / edit ------------------------------------------------------------------------
 
@@ -239,9 +246,10 @@ class ConnectionsPage(QWidget):
 
     @Slot()
     def add_connection(self) -> None:
-        value = ConnectionDialog.ask(self, None, self._keyring_note())
+        value = ConnectionDialog.ask(self, None, self._keyring_note(),
+                                     session_only_choice=self.backend_state == "none")
         if value is not None:
-            self._save(value, session_only=False)
+            self._save(value, session_only=value.session_only)
 
     @Slot()
     def edit_selected(self, *_args: Any) -> None:
@@ -253,9 +261,10 @@ class ConnectionsPage(QWidget):
             name=row.name, system=row.system, region=row.region or CUSTOM_REGION,
             custom_url=row.base_url if row.region in ("", CUSTOM_REGION) else "",
             original_name=row.name, settings=dict(row.settings))
-        value = ConnectionDialog.ask(self, existing, self._keyring_note())
+        value = ConnectionDialog.ask(self, existing, self._keyring_note(),
+                                     session_only_choice=self.backend_state == "none")
         if value is not None:
-            self._save(value, session_only=False)
+            self._save(value, session_only=value.session_only)
 
     def _save(self, value: ConnectionInput, session_only: bool) -> None:
         def work(_progress: ProgressCallback, _cancel: CancelToken) -> str:
@@ -273,14 +282,15 @@ class ConnectionsPage(QWidget):
                                       session_only=session_only, settings=value.settings)
             return value.name
 
-        run_task(self, work, on_success=self._saved,
+        run_task(self, work, on_success=lambda name: self._saved(name, session_only),
                  on_failure=lambda exc: self._save_failed(value, exc), name="save connection")
 
-    def _saved(self, name: str) -> None:
+    def _saved(self, name: str, session_only: bool = False) -> None:
         self.checks.pop(name, None)
-        self.window_.set_last_connection(name)
-        self.window_.notify(f"Connection {name} saved.", "success")
-        self.window_.connectionsChanged.emit()
+        self.host.set_last_connection(name)
+        self.host.notify(f"Connection {name} saved" + (
+            "; its keys are held for this session only." if session_only else "."), "success")
+        self.host.changes.connectionsChanged.emit()
 
     def _save_failed(self, value: ConnectionInput, exc: BaseException) -> None:
         from optout_desk import secrets
@@ -293,24 +303,32 @@ class ConnectionsPage(QWidget):
             elif choice == RETRY:
                 self._save(value, session_only=False)
             else:
-                self.window_.notify("Nothing was saved.", "info")
-            self.window_.connectionsChanged.emit()
+                self.host.notify("Nothing was saved.", "info")
+                self.refresh()  # the keyring's state may have changed: the banner follows
             return
-        if isinstance(exc, DeskError):
-            self.window_.notify(exc.message, "warning")
-        else:
-            self.window_.show_error(exc, "The connection could not be saved")
+        report_failure(self, exc, "The connection could not be saved")
 
     # --- remove ----------------------------------------------------------------------------
 
     @classmethod
+    def remove_box(cls, parent: QWidget, name: str) -> tuple[QMessageBox, QPushButton]:
+        """The question, with Cancel as the default answer, and its Remove button."""
+        box = QMessageBox(parent)
+        box.setIcon(QMessageBox.Icon.Question)
+        box.setWindowTitle("Remove the connection")
+        box.setText(f"Remove {name}, its cached opt-out list and its stored keys? The platform "
+                    "itself is not changed.")
+        remove = box.addButton("Remove", QMessageBox.ButtonRole.DestructiveRole)
+        cancel = box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(cancel)
+        box.setEscapeButton(cancel)
+        return box, remove
+
+    @classmethod
     def confirm_remove(cls, parent: QWidget, name: str) -> bool:
-        answer = QMessageBox.question(
-            parent, "Remove the connection",
-            f"Remove {name}, its cached opt-out list and its stored keys? The platform itself "
-            "is not changed.",
-        )
-        return answer == QMessageBox.StandardButton.Yes
+        box, remove = cls.remove_box(parent, name)
+        box.exec()
+        return box.clickedButton() is remove
 
     @Slot()
     def remove_selected(self) -> None:
@@ -329,10 +347,11 @@ class ConnectionsPage(QWidget):
 
     def _removed(self, name: str) -> None:
         self.checks.pop(name, None)
-        if self.window_.last_connection() == name:
-            self.window_.set_last_connection("")
-        self.window_.notify(f"Connection {name} removed.", "success")
-        self.window_.connectionsChanged.emit()
+        if self.host.last_connection() == name:
+            self.host.set_last_connection("")
+        self.host.notify(f"Connection {name} removed.", "success")
+        self.host.changes.connectionsChanged.emit()
+        self.host.changes.cacheChanged.emit(name)  # its cached list is gone
 
     # --- test ------------------------------------------------------------------------------
 
@@ -357,12 +376,13 @@ class ConnectionsPage(QWidget):
         self._busy.discard(name)
         if check.ok:
             total = getattr(check, "total_optouts", None)
-            summary = "works" + (f" · {total:,} opt-outs" if isinstance(total, int) else "")
+            summary = "works" + (f" · {counted(total, 'opt-out')}" if isinstance(total, int)
+                                 else "")
             self._set_check(name, summary)
-            self.window_.notify(check.message or f"{name} works.", "success")
+            self.host.notify(check.message or f"{name} works.", "success")
         else:
             self._set_check(name, "failed")
-            self.window_.notify(check.message, "warning")
+            self.host.notify(check.message, "warning")
         self._selection_changed()
 
     def _test_failed(self, name: str, exc: BaseException) -> None:
@@ -378,7 +398,4 @@ class ConnectionsPage(QWidget):
                 self.model.set_value(row, "Check", text)
 
     def _failed(self, exc: BaseException) -> None:
-        if isinstance(exc, DeskError):
-            self.window_.notify(exc.message, "warning")
-        else:
-            self.window_.show_error(exc)
+        report_failure(self, exc)

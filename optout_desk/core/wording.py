@@ -1,0 +1,48 @@
+"""Counts in words, the same on every page, in every file and on the command line.
+
+Rows and identifiers are different counts (a row may hold an email and a phone), so wherever
+both appear they are said together: "1,208 rows · 1,719 identifiers (1,208 emails, 511 phones)".
+The number formatter is passed in: the GUI gives the system locale's, the CLI `f"{n:,}"`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from optout_desk.core.identifiers import IdKind
+
+NumberFormat = Callable[[int], str]
+KIND_NOUNS: dict[str, tuple[str, str]] = {
+    IdKind.EMAIL.value: ("email", "emails"),
+    IdKind.PHONE.value: ("phone", "phones"),
+    IdKind.PUSH_TOKEN.value: ("push token", "push tokens"),
+    IdKind.EXTERNAL_ID.value: ("external id", "external ids"),
+}
+_KIND_ORDER = tuple(KIND_NOUNS)
+
+
+def grouped(number: int) -> str:
+    return f"{number:,}"
+
+
+def counted(count: int, singular: str, plural: str | None = None,
+            number: NumberFormat = grouped) -> str:
+    """"1 row", "1,208 rows"."""
+    return f"{number(count)} {singular if count == 1 else (plural or singular + 's')}"
+
+
+def identifiers_by_kind(kinds: Mapping[str, int], number: NumberFormat = grouped) -> str:
+    """"1,719 identifiers (1,208 emails, 511 phones)"; one kind: "1,208 identifiers (emails)"."""
+    total = sum(kinds.values())
+    parts = [counted(kinds[kind], *KIND_NOUNS[kind], number=number)
+             for kind in _KIND_ORDER if kinds.get(kind)]
+    parts += [counted(count, kind, number=number) for kind, count in kinds.items()
+              if kind not in KIND_NOUNS and count]
+    head = counted(total, "identifier", number=number)
+    return f"{head} ({', '.join(parts)})" if parts else head
+
+
+def rows_and_identifiers(rows: int, kinds: Mapping[str, int],
+                         number: NumberFormat = grouped) -> str:
+    """"1,208 rows · 1,719 identifiers (1,208 emails, 511 phones)"."""
+    return f"{counted(rows, 'row', number=number)} · {identifiers_by_kind(kinds, number)}"
