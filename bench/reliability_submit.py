@@ -231,11 +231,11 @@ def check(sc: Scenario, *, verified: bool = True) -> Check:
 
     with (sc.home / "receipt.csv").open(encoding="utf-8-sig") as handle:
         receipt = list(csv.DictReader(handle))
-    sent_rows = [r for r in receipt if r["outcome"] == "submitted"]
-    receipt_values = {r["sent_as"].lstrip("'") for r in sent_rows}
+    sent_rows = [r for r in receipt if r["Outcome"] == "submitted"]
+    receipt_values = {r["Sent as"].lstrip("'") for r in sent_rows}
     receipt_ok = receipt_values == set(server_values) and len(sent_rows) == len(sc.intended)
     if verified:
-        receipt_ok = receipt_ok and all(r["confirmed"] == "yes" for r in sent_rows)
+        receipt_ok = receipt_ok and all(r["Confirmed"] == "yes" for r in sent_rows)
     if not receipt_ok:
         problems.append("the receipt disagrees with the server")
     return Check(len(rows), len(submitted), repeats, acknowledged_resent, server_set_ok,

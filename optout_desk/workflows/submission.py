@@ -28,25 +28,18 @@ from typing import Any
 from optout_desk.connectors import registry
 from optout_desk.connectors.base import Capability, Pacing
 from optout_desk.core.errors import BadInputError, DeskError
-from optout_desk.core.identifiers import IdKind
 from optout_desk.core.plan import REASON_LABELS, LeftOutReason, Plan, PlanInput
 from optout_desk.core.progress import NEVER_CANCELLED, AnyCancelled, CancelToken, Progress
+from optout_desk.core.wording import KIND_NOUNS, counted
 from optout_desk.store import connections, history, journal, submissions
 from optout_desk.store.db import connect
 from optout_desk.workflows import submit
 
 log = logging.getLogger(__name__)
 
-KIND_LABELS = {IdKind.EMAIL: "emails", IdKind.PHONE: "phones", IdKind.PUSH_TOKEN: "push tokens",
-               IdKind.EXTERNAL_ID: "external ids"}
-
-
 def kind_label(kind: str) -> str:
     """"emails" for "email": how the matrix names a kind of identifier."""
-    try:
-        return KIND_LABELS[IdKind(kind)]
-    except ValueError:
-        return kind
+    return KIND_NOUNS.get(kind, (kind, kind))[1]
 
 
 # A preview's guess of one request's time when nothing better is known.
@@ -81,7 +74,7 @@ class DestinationPreview:
 
     def describe(self) -> str:
         """"acme: 1,208 emails, 511 phones in 4 requests (about 1 s)"."""
-        kinds = ", ".join(f"{count:,} {kind_label(kind)}"
+        kinds = ", ".join(counted(count, *KIND_NOUNS.get(kind, (kind, kind)))
                           for kind, count in sorted(self.plan.counts.items())) or "nothing"
         return (f"{self.plan.destination.label}: {kinds} in {self.requests:,} "
                 f"request{'s' if self.requests != 1 else ''} "
@@ -185,7 +178,7 @@ def left_out_summary(preview: DestinationPreview) -> str:
     parts = []
     unsupported = Counter(str(item.kind) for item in preview.plan.left_out
                           if item.reason is LeftOutReason.UNSUPPORTED)
-    parts += [f"{n:,} {kind_label(kind) if n != 1 else kind.replace('_', ' ')} it does not take"
+    parts += [f"{counted(n, *KIND_NOUNS.get(kind, (kind, kind)))} it does not take"
               for kind, n in unsupported.most_common()]
     counts = preview.left_out_by_reason()
     counts.pop(str(LeftOutReason.UNSUPPORTED), None)

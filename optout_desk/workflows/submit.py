@@ -57,14 +57,10 @@ from optout_desk.workflows.destinations import known_optout_keys, look_up
 
 log = logging.getLogger(__name__)
 
-# The same columns as an operator reads them (the submission workbook's per-destination sheets).
+# A receipt's columns as an operator reads them (CSV and xlsx alike).
 RECEIPT_HEADERS = (
     "Identifier", "Kind", "Sent as", "Source file", "Row", "Request", "Outcome",
     "Platform message", "Confirmed",
-)
-RECEIPT_COLUMNS = (
-    "identifier", "kind", "sent_as", "source_file", "row_number", "batch", "outcome",
-    "platform_message", "confirmed",
 )
 class SubmitError(DeskError):
     """A plan cannot be sent (unknown, already completed, altered, being sent elsewhere)."""
@@ -605,7 +601,7 @@ def submitted_count(plan_id: int) -> int:
 
 
 def receipt_table(db: sqlite3.Connection, plan_id: int) -> list[tuple[Any, ...]]:
-    """The plan's receipt rows in RECEIPT_COLUMNS order (values as shown to the operator)."""
+    """The plan's receipt rows in RECEIPT_HEADERS order (values as shown to the operator)."""
     return [
         (r.identifier, r.kind, r.sent_as, r.source_file or "", r.row_number, r.batch, r.outcome,
          r.message, "" if r.confirmed is None else ("yes" if r.confirmed else "no"))
@@ -617,7 +613,7 @@ def write_receipt(plan_id: int, path: Path) -> int:
     """Write the plan's per-identifier receipt to `path` (.csv or .xlsx); returns rows."""
     db = connect()
     try:
-        return _write_table(path, RECEIPT_COLUMNS, receipt_table(db, plan_id))
+        return _write_table(path, RECEIPT_HEADERS, receipt_table(db, plan_id))
     finally:
         db.close()
 
@@ -634,7 +630,7 @@ def _write_receipt_safely(db: sqlite3.Connection, plan_id: int,
     everything and `history --export-receipt` can write it again)."""
     path = requested or default_receipt_path(plan_id, journal.summary(db, plan_id).connection)
     try:
-        _write_table(path, RECEIPT_COLUMNS, receipt_table(db, plan_id))
+        _write_table(path, RECEIPT_HEADERS, receipt_table(db, plan_id))
     except (OSError, DeskError) as exc:
         log.warning("receipt for plan %d not written: %s", plan_id, type(exc).__name__)
         return None
@@ -678,7 +674,7 @@ def export_run_receipt(run_id: int, output: Path) -> int:
             raise BadInputError(f"There is no run {run_id} in the history.")
         plan_id = run.counts.get("plan_id")
         if run.kind == "submit" and plan_id is not None:
-            return _write_table(output, RECEIPT_COLUMNS, receipt_table(db, plan_id))
+            return _write_table(output, RECEIPT_HEADERS, receipt_table(db, plan_id))
     finally:
         db.close()
     if not run.receipt_path or not Path(run.receipt_path).exists():

@@ -50,9 +50,9 @@ def test_runs_listed_and_receipt_exported(qtbot: Any, main_window: Any, tmp_path
     qtbot.waitUntil(out.exists, timeout=10_000)
     with out.open(encoding="utf-8-sig") as handle:
         rows = list(csv.DictReader(handle))
-    assert [r["identifier"] for r in rows] == ["h0@example.com", "h1@example.com",
+    assert [r["Identifier"] for r in rows] == ["h0@example.com", "h1@example.com",
                                               "h2@example.com"]
-    assert {r["outcome"] for r in rows} == {"not sent"}
+    assert {r["Outcome"] for r in rows} == {"not sent"}
 
 
 def test_export_without_selection_says_so(qtbot: Any, main_window: Any) -> None:

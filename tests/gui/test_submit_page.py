@@ -190,7 +190,7 @@ def test_open_a_spreadsheet_takes_its_detected_columns_with_row_numbers(
     book.save(path)
     main_window.show_page("submit")
     page = main_window.current_page()
-    page.region.setText("BE")
+    page.region.set_region("BE")
     page.open_file(path)
     qtbot.waitUntil(lambda: len(page.inputs) == 3, timeout=10_000)
     assert [(i.identifier.key, i.source_file, i.row_number) for i in page.inputs] == [

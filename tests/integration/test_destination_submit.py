@@ -65,12 +65,12 @@ def test_mykaarma_errors_under_200_fail_only_their_payload(
     assert (outcome.acknowledged, outcome.failed, outcome.batches) == (2, 1, 3)
     assert outcome.status == "pending" and outcome.error == ""  # the others went on
     rows = read_receipt(tmp_path / "r.csv")
-    failed = [r for r in rows if r["outcome"] == "failed"]
-    assert [r["identifier"] for r in failed] == ["d0@example.com", "d1@example.com"]
-    assert failed[0]["platform_message"].startswith("myKaarma")
-    assert "INTERNAL_ERROR" in failed[0]["platform_message"]
-    warned = [r for r in rows if "Warnings:" in r["platform_message"]]
-    assert warned and "ALREADY_OPTED_OUT" in warned[0]["platform_message"]
+    failed = [r for r in rows if r["Outcome"] == "failed"]
+    assert [r["Identifier"] for r in failed] == ["d0@example.com", "d1@example.com"]
+    assert failed[0]["Platform message"].startswith("myKaarma")
+    assert "INTERNAL_ERROR" in failed[0]["Platform message"]
+    warned = [r for r in rows if "Warnings:" in r["Platform message"]]
+    assert warned and "ALREADY_OPTED_OUT" in warned[0]["Platform message"]
 
 
 def test_mykaarma_login_page_and_wrong_password_say_what_is_wrong(

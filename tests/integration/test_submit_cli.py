@@ -83,7 +83,7 @@ def test_submit_from_stdin_with_yes_then_history(
     assert sheet is not None
     rows = list(sheet.iter_rows(values_only=True))
     book.close()  # a read-only workbook keeps its file open until closed
-    assert rows[0][:3] == ("identifier", "kind", "sent_as")
+    assert rows[0][:3] == ("Identifier", "Kind", "Sent as")
     assert {r[6] for r in rows[1:]} == {"submitted"} and {r[8] for r in rows[1:]} == {"yes"}
 
     assert main(["history"]) == 0
@@ -100,7 +100,7 @@ def test_submit_from_stdin_with_yes_then_history(
     db.close()
     out = tmp_path / "again.csv"
     assert main(["history", "--export-receipt", str(run_id), "--output", str(out)]) == 0
-    assert [r["identifier"] for r in read_csv(out)] == values
+    assert [r["Identifier"] for r in read_csv(out)] == values
     assert main(["history", "--export-receipt", str(run_id)]) == 2
 
 

@@ -73,10 +73,10 @@ def test_sends_exactly_the_plan_and_records_it(sandbox_factory: SandboxFactory,
     with (tmp_path / "r.csv").open(encoding="utf-8-sig") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 36
-    assert rows[0]["identifier"] == "new0@example.com" and rows[0]["row_number"] == "2"
-    assert rows[0]["outcome"] == "submitted" and rows[0]["batch"] == "1"
-    assert rows[3]["sent_as"].lstrip("'") == "+32470000003"  # export quotes a leading '+'
-    assert rows[-1]["outcome"] == "left out: invalid"
+    assert rows[0]["Identifier"] == "new0@example.com" and rows[0]["Row"] == "2"
+    assert rows[0]["Outcome"] == "submitted" and rows[0]["Request"] == "1"
+    assert rows[3]["Sent as"].lstrip("'") == "+32470000003"  # export quotes a leading '+'
+    assert rows[-1]["Outcome"] == "left out: invalid"
     db = connect()
     try:
         run = history.list_runs(db)[0]

@@ -28,11 +28,13 @@ from PySide6.QtWidgets import (
 
 from optout_desk.connectors.registry import system_label
 from optout_desk.core.plan import REASON_LABELS, LeftOutReason, Plan
-from optout_desk.workflows.submission import SubmissionPreview, estimate, kind_label
+from optout_desk.core.wording import KIND_NOUNS
+from optout_desk.ui.formatting import counted
+from optout_desk.workflows.submission import SubmissionPreview, estimate
 
 
 def confirm_text(plan: Plan) -> str:
-    return f"Submit {plan.total:,} opt-outs to {plan.destination.label}"
+    return f"Submit {counted(plan.total, 'opt-out')} to {plan.destination.label}"
 
 
 def plan_widget(plan: Plan, extra: list[tuple[str, str]] | None = None) -> QWidget:
@@ -42,11 +44,11 @@ def plan_widget(plan: Plan, extra: list[tuple[str, str]] | None = None) -> QWidg
     form = QFormLayout()
     form.addRow("Destination:", QLabel(
         f"<b>{dest.label}</b> — {system_label(dest.system)} at {dest.host}"))
-    kinds = ", ".join(f"{n:,} {kind_label(kind) if n != 1 else kind.replace('_', ' ')}"
+    kinds = ", ".join(counted(n, *KIND_NOUNS.get(kind, (kind, kind)))
                       for kind, n in sorted(plan.counts.items())) or "nothing"
-    form.addRow("To submit:", QLabel(f"{plan.total:,} opt-outs ({kinds})"))
-    form.addRow("Requests:", QLabel(f"{len(plan.batches):,} of up to {plan.batch_size:,} "
-                                    "identifiers each"))
+    form.addRow("To submit:", QLabel(f"{counted(plan.total, 'opt-out')} ({kinds})"))
+    form.addRow("Requests:", QLabel(f"{counted(len(plan.batches), 'request')} of up to "
+                                    f"{counted(plan.batch_size, 'identifier')} each"))
     for label, text in extra or []:
         form.addRow(label, QLabel(text))
     hash_label = QLabel(plan.short_hash)
@@ -109,8 +111,8 @@ class SubmissionPreviewDialog(_Confirming):
         self.setWindowTitle("Preview the submission")
         self.setMinimumWidth(620)
         sending = [d for d in preview.destinations if d.plan.batches]
-        intro = QLabel(f"{preview.input_count:,} identifiers to {len(preview.destinations)} "
-                       f"destination{'s' if len(preview.destinations) != 1 else ''}. Nothing is "
+        intro = QLabel(f"{counted(preview.input_count, 'identifier')} to "
+                       f"{counted(len(preview.destinations), 'destination')}. Nothing is "
                        "sent before you confirm; each destination's plan is journaled first.")
         intro.setWordWrap(True)
         self.tabs = QTabWidget()

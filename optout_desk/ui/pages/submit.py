@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,6 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QMessageBox,
     QPlainTextEdit,
     QPushButton,
@@ -35,12 +35,15 @@ from PySide6.QtWidgets import (
 from optout_desk.core.errors import DeskError
 from optout_desk.core.plan import Plan, PlanInput, inputs_from_lines
 from optout_desk.core.progress import CancelToken, Progress, ProgressCallback
-from optout_desk.files.formats import dialog_filter
+from optout_desk.core.wording import identifiers_by_kind, rows_and_identifiers
+from optout_desk.ui import formatting
 from optout_desk.ui.dialogs.preview import PreviewDialog, SubmissionPreviewDialog
 from optout_desk.ui.models.columnar import ColumnarTableModel
+from optout_desk.ui.save_paths import SaveDialog
 from optout_desk.ui.tasks import run_task
 from optout_desk.ui.widgets.data_table import DataTable
 from optout_desk.ui.widgets.destinations import DestinationMatrix, SendingPanel, describe_outcome
+from optout_desk.ui.widgets.region_picker import RegionPicker
 from optout_desk.workflows import submission, submit
 
 SAMPLE_SHOWN = 12  # identifiers listed in the text box after a file or bucket is loaded
@@ -49,17 +52,12 @@ REPLAN_DELAY_MS = 400  # after the last keystroke in the paste box
 
 
 def describe_inputs(inputs: list[PlanInput]) -> str:
-    """"1,208 rows · 1,719 identifiers (1,208 emails, 511 phones)"."""
+    """"1,208 rows · 1,719 identifiers (1,208 emails, 511 phones)" (no rows for pasted text)."""
     rows = {(i.source_file, i.row_number) for i in inputs if i.row_number is not None}
-    kinds: dict[str, int] = {}
-    for entry in inputs:
-        kinds[str(entry.identifier.kind)] = kinds.get(str(entry.identifier.kind), 0) + 1
-    by_kind = ", ".join(f"{n:,} {submission.kind_label(k) if n != 1 else k.replace('_', ' ')}"
-                        for k, n in sorted(kinds.items()))
-    count = len(inputs)
-    text = f"{count:,} identifier{'s' if count != 1 else ''} ({by_kind})" if count else (
-        "no identifiers")
-    return f"{len(rows):,} row{'s' if len(rows) != 1 else ''} · {text}" if rows else text
+    kinds = Counter(str(entry.identifier.kind) for entry in inputs)
+    if rows:
+        return rows_and_identifiers(len(rows), kinds, number=formatting.number)
+    return identifiers_by_kind(kinds, number=formatting.number)
 
 
 class SubmitPage(QWidget):
@@ -84,9 +82,10 @@ class SubmitPage(QWidget):
         self._preview_when_planned = False
 
         # -- identifiers
-        self.region = QLineEdit("BE")
-        self.region.setMaximumWidth(50)
-        self.region.setToolTip("Default country for phone numbers written without +CC")
+        from optout_desk.files.mapping import default_region
+
+        self.region = RegionPicker(default=default_region())
+        self.region.regionChanged.connect(lambda _region: self._replan_timer.start())
         self.paste = QPlainTextEdit()
         self.paste.setPlaceholderText("Paste identifiers here, one per line (emails and phone "
                                       "numbers), or open a file, or send the Reconcile page's "
@@ -199,8 +198,7 @@ class SubmitPage(QWidget):
         layout.addLayout(buttons)
         self._update_buttons()
         self.refresh_connections()
-        if hasattr(window, "connectionsChanged"):
-            window.connectionsChanged.connect(self.refresh_connections)
+        window.changes.connectionsChanged.connect(self.refresh_connections)
 
     # --- destinations ----------------------------------------------------------------------
 
@@ -262,17 +260,16 @@ class SubmitPage(QWidget):
 
     # --- inputs ----------------------------------------------------------------------------
 
-    def load_inputs(self, inputs: list[PlanInput], origin: str,
-                    compared_with: str | None = None, source_sha256: str | None = None
-                    ) -> None:
+    def load_inputs(self, inputs: list[PlanInput], origin: str, against: str | None = None,
+                    source_sha256: str | None = None) -> None:
         """From MainWindow.send_to_submit (the Reconcile page's "To submit" bucket…) or a
         file. The text box is emptied (pasted text would replace these) and shows a sample.
-        `compared_with` is the connection the identifiers were reconciled against: it is
-        ticked, and the page says so when another destination is ticked too."""
+        `against` is the connection the identifiers were reconciled against: it is ticked,
+        and the page says so when another destination is ticked too."""
         self.inputs = list(inputs)
         self.origin = origin
         self.source_sha256 = source_sha256
-        self.compared_with = compared_with
+        self.compared_with = against
         self.paste.blockSignals(True)
         self.paste.clear()
         self.paste.blockSignals(False)
@@ -285,15 +282,15 @@ class SubmitPage(QWidget):
             "\n".join(sample) + (f"\n… and {more:,} more" if more > 0 else "")
             + "\n\n(Paste text here instead to submit something else.)"
         )
-        if compared_with and compared_with in self._offered:
-            self.matrix.set_ticked(compared_with, True)
+        if against and against in self._offered:
+            self.matrix.set_ticked(against, True)
         self.replan()
 
     @Slot()
     def choose_file(self) -> None:
-        name, _ = QFileDialog.getOpenFileName(
-            self, "Identifiers to submit", "",
-            dialog_filter("Spreadsheets and text"))
+        from optout_desk.workflows.importing import open_filter
+
+        name, _ = QFileDialog.getOpenFileName(self, "Identifiers to submit", "", open_filter())
         if name:
             self.open_file(Path(name))
 
@@ -327,7 +324,7 @@ class SubmitPage(QWidget):
             self.window_.show_error(exc, "The file could not be read")
 
     def _region(self) -> str:
-        return (self.region.text().strip() or "US").upper()
+        return self.region.region()
 
     @Slot()
     def _paste_changed(self) -> None:
@@ -505,8 +502,11 @@ class SubmitPage(QWidget):
             self.window_.set_last_connection(sending[0].connection)
         self.task = run_task(
             self, lambda _p, _c: submission.save_submission(preview),
-            on_success=lambda saved: self.start_sending(saved.plan_ids, saved.id),
-            on_failure=self._failed, name="journal plans")
+            on_success=self._journaled, on_failure=self._failed, name="journal plans")
+
+    def _journaled(self, saved: submission.SavedSubmission) -> None:
+        self.window_.changes.plansChanged.emit()
+        self.start_sending(saved.plan_ids, saved.id)
 
     # --- sending ---------------------------------------------------------------------------
 
@@ -578,9 +578,12 @@ class SubmitPage(QWidget):
         self.window_.notify(headline, level)
         self._load_matrix(outcome)
         self._update_buttons()
-        changed = getattr(self.window_, "plansChanged", None)
-        if changed is not None:
-            changed.emit()
+        changes = self.window_.changes
+        changes.plansChanged.emit()
+        changes.historyChanged.emit()
+        for run in outcome.runs:  # a verify re-fetched these lists
+            if run.outcome is not None and run.outcome.verified:
+                changes.cacheChanged.emit(run.connection)
 
     def _load_matrix(self, outcome: submission.SubmissionOutcome) -> None:
         if outcome.submission_id is None:
@@ -661,11 +664,10 @@ class SubmitPage(QWidget):
         if path is None:
             suggested = (f"submission-{outcome.submission_id}-receipt.xlsx"
                          if outcome.submission_id else "submit-receipt.xlsx")
-            name, _ = QFileDialog.getSaveFileName(
-                self, "Export receipt", suggested, "Excel (*.xlsx);;CSV (*.csv)")
-            if not name:
+            path = SaveDialog.ask(self, self.window_.exports, "submit-receipt",
+                                  "Export receipt", suggested, "Excel (*.xlsx);;CSV (*.csv)")
+            if path is None:
                 return
-            path = Path(name)
         target = path
 
         def work(_p: ProgressCallback, _c: CancelToken) -> Path:
@@ -681,6 +683,7 @@ class SubmitPage(QWidget):
 
     def _receipt_written(self, path: Path) -> None:
         self.task = None
+        self.window_.exports.exported(path)
         self.window_.notify(f"Wrote the receipt to {path}", "info")
         self._update_buttons()
 
@@ -722,6 +725,7 @@ class SubmitPage(QWidget):
                 except DeskError as exc:
                     self.window_.notify(exc.message, "warning")
                     return
+                self.window_.changes.plansChanged.emit()
                 self.window_.notify(f"Plan {summary.id} discarded; its unsent batches "
                                     "will not be sent.", "info")
 
