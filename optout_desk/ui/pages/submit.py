@@ -81,6 +81,12 @@ class SubmitPage(QWidget):
         self._label_before_reading = ""
         self._preview_when_planned = False
 
+        # Plans again shortly after the last keystroke (or region change) of pasted text.
+        self._replan_timer = QTimer(self)
+        self._replan_timer.setSingleShot(True)
+        self._replan_timer.setInterval(REPLAN_DELAY_MS)
+        self._replan_timer.timeout.connect(self.replan)
+
         # -- identifiers
         from optout_desk.files.mapping import default_region
 
@@ -106,10 +112,6 @@ class SubmitPage(QWidget):
         self.note_label.setWordWrap(True)
         self.note_label.setObjectName("compareNote")
         self.note_label.setStyleSheet("#compareNote { color: #b45309; }")
-        self._replan_timer = QTimer(self)
-        self._replan_timer.setSingleShot(True)
-        self._replan_timer.setInterval(REPLAN_DELAY_MS)
-        self._replan_timer.timeout.connect(self.replan)
         self.paste.textChanged.connect(self._paste_changed)
 
         self.check_button = QPushButton("Check these identifiers")
