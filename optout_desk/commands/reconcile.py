@@ -35,6 +35,8 @@ def register(subparsers: Any) -> None:
                         help="a column holding emails (header, letter or number); repeatable")
     parser.add_argument("--phone-column", action="append", default=[], metavar="C",
                         help="a column holding phones (header, letter or number); repeatable")
+    parser.add_argument("--push-column", action="append", default=[], metavar="C",
+                        help="a column holding push tokens (kept as written); repeatable")
     parser.add_argument("--region", metavar="CC",
                         help="default country for phones without +CC (default: system locale)")
     parser.add_argument("--country-column", metavar="C",
@@ -83,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
             args.spreadsheet, args.against, sheet=args.sheet, region=args.region,
             email_columns=args.email_column, phone_columns=args.phone_column, role=role,
             status_column=args.status_column, opted_out_values=values,
-            country_column=args.country_column, progress=report,
+            country_column=args.country_column, push_columns=args.push_column,
+            progress=report,
         )
     mapping = run.mapping
     named = "given" if role is not None or args.status_column else "detected"

@@ -48,6 +48,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--column", metavar="C", action="append",
                         help="the spreadsheet column to read (header, letter or number); "
                         "repeat for more; default: detected by content")
+    parser.add_argument("--push-column", metavar="C", action="append", default=[],
+                        help="a spreadsheet column of push tokens (kept as written); repeat "
+                        "for more")
     parser.add_argument("--sheet", metavar="NAME", help="the worksheet to read")
     parser.add_argument("--region", metavar="CC",
                         help="default country for phone numbers without +CC (e.g. BE)")
@@ -298,7 +301,8 @@ def _spreadsheet_inputs(path: Path, args: argparse.Namespace) -> tuple[list[Any]
     from optout_desk.workflows.submit import inputs_from_spreadsheet
 
     region = _region(args) if args.region else None
-    return inputs_from_spreadsheet(path, sheet=args.sheet, columns=args.column, region=region)
+    return inputs_from_spreadsheet(path, sheet=args.sheet, columns=args.column, region=region,
+                                   push_columns=args.push_column)
 
 
 def print_preview(plan: Any) -> None:
@@ -312,10 +316,12 @@ def print_preview(plan: Any) -> None:
 
     dest = plan.destination
     out.print(f"Destination: {dest.label} — {system_label(dest.system)} at {dest.host}")
-    kinds = ", ".join(f"{n:,} {kind}{'s' if n != 1 else ''}"
+    from optout_desk.core.wording import KIND_NOUNS, counted
+
+    kinds = ", ".join(counted(n, *KIND_NOUNS.get(kind, (kind, kind + "s")))
                       for kind, n in sorted(plan.counts.items())) or "nothing"
-    out.print(f"To submit:   {plan.total:,} opt-outs ({kinds}) in {len(plan.batches):,} "
-              f"batch{'es' if len(plan.batches) != 1 else ''} of up to {plan.batch_size:,}")
+    out.print(f"To submit:   {counted(plan.total, 'opt-out')} ({kinds}) in "
+              f"{counted(len(plan.batches), 'batch', 'batches')} of up to {plan.batch_size:,}")
     out.print(f"Plan hash:   {plan.short_hash}")
     if plan.batches:
         out.print("Sample of batch 1: " + json.dumps(plan.payload_sample(), ensure_ascii=False))

@@ -25,7 +25,7 @@ import os
 import re
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from operator import itemgetter
 
 import phonenumbers
@@ -37,6 +37,7 @@ from optout_desk.core.identifiers import (
     cell_text,
     normalise_email,
     normalise_email_column,
+    normalise_token,
     phone_normaliser,
 )
 from optout_desk.core.progress import NEVER_CANCELLED, CancelToken, Progress, ProgressCallback
@@ -76,6 +77,9 @@ class ColumnMapping:
     opted_out_values: tuple[str, ...] = ()
     # A column naming each row's country: its phones are read in that country.
     country_column: int | None = None
+    # Columns of push tokens (Dynamic Yield's push opt-outs): kept as written, trimmed, never
+    # case-folded. Never proposed from content (a token looks like any id): the operator ticks.
+    push_columns: list[int] = field(default_factory=list)
 
     def opted_out_flags(self, table: ImportedTable) -> list[bool]:
         """Per row, whether its status cell is one of the opted-out values."""
@@ -288,6 +292,7 @@ def _normalise_columns(
     by_region = _rows_by_region(table, mapping) if mapping.phone_columns else None
     jobs = [(index, IdKind.EMAIL) for index in mapping.email_columns]
     jobs += [(index, IdKind.PHONE) for index in mapping.phone_columns]
+    jobs += [(index, IdKind.PUSH_TOKEN) for index in mapping.push_columns]
     rows = table.rows
     total = len(rows) * len(jobs)
     done = 0
@@ -303,6 +308,9 @@ def _normalise_columns(
                     value if value is None or type(value) is str else cell_text(value)
                     for value in values
                 ])
+            elif kind is IdKind.PUSH_TOKEN:
+                identifiers += [None if value is None or not cell_text(value).strip()
+                                else normalise_token(cell_text(value)) for value in values]
             elif by_region is None:
                 identifiers += phone.many(_phone_cells(values))
             else:

@@ -126,6 +126,7 @@ def choose_columns(
     status_column: str | None = None,
     opted_out_values: Sequence[str] = (),
     country_column: str | None = None,
+    push_columns: Sequence[str] = (),
 ) -> ColumnMapping:
     """The proposal with what the operator named on the command line (header names, letters
     or numbers) put in place of the detected parts."""
@@ -133,6 +134,11 @@ def choose_columns(
     if email_columns or phone_columns:
         mapping.email_columns = [resolve_column(table, spec) for spec in email_columns]
         mapping.phone_columns = [resolve_column(table, spec) for spec in phone_columns]
+    if push_columns:
+        mapping.push_columns = [resolve_column(table, spec) for spec in push_columns]
+        taken = set(mapping.push_columns)
+        mapping.email_columns = [c for c in mapping.email_columns if c not in taken]
+        mapping.phone_columns = [c for c in mapping.phone_columns if c not in taken]
     if region:
         mapping.region = check_region(region)
     if country_column is not None:
@@ -183,9 +189,10 @@ def plan_inputs(
         raise BadInputError(
             f"{table.source.name} is a send list to scrub: nothing in it is an opt-out to "
             "submit. Reconcile it to remove the opted-out people instead.")
-    if not mapping.email_columns and not mapping.phone_columns:
+    if not (mapping.email_columns or mapping.phone_columns or mapping.push_columns):
         raise BadInputError(
-            f"No email or phone column was found in {table.source.name}; choose one.")
+            f"No email, phone or push token column was found in {table.source.name}; "
+            "choose one.")
     wanted = (mapping.opted_out_flags(table) if mapping.role is FileRole.CONTACTS
               else None)
     columns, _labels = identifier_columns(table, mapping, progress, cancel)
@@ -203,11 +210,12 @@ def plan_inputs(
 
 def inputs_from_spreadsheet(
     path: Path, *, sheet: str | None = None, columns: Sequence[str] | None = None,
-    region: str | None = None, progress: ProgressCallback = no_progress,
-    cancel: CancelToken = NEVER_CANCELLED,
+    region: str | None = None, push_columns: Sequence[str] = (),
+    progress: ProgressCallback = no_progress, cancel: CancelToken = NEVER_CANCELLED,
 ) -> tuple[list[PlanInput], str, str]:
     """A spreadsheet's opt-outs for Submit: (inputs, source name, the file's SHA-256). Named
-    `columns` are emails when they look like emails, phones otherwise."""
+    `columns` are emails when they look like emails, phones otherwise; `push_columns` hold
+    push tokens."""
     opened = open_spreadsheet(path, sheet=sheet, region=region, purpose="submit",
                               progress=progress, cancel=cancel)
     table, mapping = opened.table, opened.mapping
@@ -216,6 +224,12 @@ def inputs_from_spreadsheet(
         mapping.email_columns = [c for c in chosen if c in mapping.email_columns
                                  or _looks_like_email(table, c)]
         mapping.phone_columns = [c for c in chosen if c not in mapping.email_columns]
+    if push_columns:
+        mapping.push_columns = [resolve_column(table, spec) for spec in push_columns]
+        mapping.email_columns = [c for c in mapping.email_columns
+                                 if c not in mapping.push_columns]
+        mapping.phone_columns = [c for c in mapping.phone_columns
+                                 if c not in mapping.push_columns]
     if region:
         mapping.region = check_region(region)
     return plan_inputs(table, mapping, progress, cancel), table.source.name, table.sha256

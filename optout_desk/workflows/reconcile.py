@@ -392,6 +392,7 @@ def run_reconcile(
     status_column: str | None = None,
     opted_out_values: Sequence[str] = (),
     country_column: str | None = None,
+    push_columns: Sequence[str] = (),
     scope: str = "",
     progress: ProgressCallback = no_progress,
     cancel: CancelToken = NEVER_CANCELLED,
@@ -412,7 +413,7 @@ def run_reconcile(
                 table, opened.mapping, email_columns=email_columns,
                 phone_columns=phone_columns, region=region, role=role,
                 status_column=status_column, opted_out_values=opted_out_values,
-                country_column=country_column)
+                country_column=country_column, push_columns=push_columns)
         except DeskError as exc:
             _record_failure(spreadsheet, table, against, "failed", exc.message)
             raise
@@ -458,11 +459,12 @@ def reconcile_table(
 
 
 def check_mapping(table: ImportedTable, mapping: ColumnMapping) -> None:
-    columns = [*mapping.email_columns, *mapping.phone_columns]
+    columns = [*mapping.email_columns, *mapping.phone_columns, *mapping.push_columns]
     if not columns:
         raise BadInputError(
             f"No email or phone column was found in {table.source.name}; name the columns "
-            "with --email-column / --phone-column (or pick them in the mapping dialog)."
+            "with --email-column / --phone-column / --push-column (or pick them in the "
+            "mapping dialog)."
         )
     for index in columns:
         if not 0 <= index < table.column_count:

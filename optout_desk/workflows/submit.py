@@ -38,7 +38,6 @@ from optout_desk import paths
 from optout_desk.connectors import registry
 from optout_desk.connectors.base import Capability, Client
 from optout_desk.core.errors import BadInputError, DeskError
-from optout_desk.core.identifiers import normalise_email, phone_normaliser
 from optout_desk.core.plan import Destination, Plan, PlanInput, build_plan
 from optout_desk.core.progress import (
     NEVER_CANCELLED,
@@ -154,46 +153,16 @@ SPREADSHEET_SUFFIXES = SPREADSHEET_EXTENSIONS
 
 def inputs_from_spreadsheet(
     path: Path, *, sheet: str | None = None, columns: Sequence[str] | None = None,
-    region: str | None = None, progress: ProgressCallback = no_progress,
-    cancel: CancelToken = NEVER_CANCELLED,
+    region: str | None = None, push_columns: Sequence[str] = (),
+    progress: ProgressCallback = no_progress, cancel: CancelToken = NEVER_CANCELLED,
 ) -> tuple[list[PlanInput], str, str]:
-    """Every email and phone of a spreadsheet's detected (or named) columns, with its row
-    number for the receipt: (inputs, source name, the file's SHA-256)."""
-    from optout_desk.core.identifiers import cell_text
-    from optout_desk.files.mapping import check_region, detect_columns, resolve_column
-    from optout_desk.files.spreadsheet import read_table
+    """A spreadsheet's opt-outs for Submit, through the one import workflow (detected or named
+    columns, each row's number for the receipt): (inputs, source name, the file's SHA-256)."""
+    from optout_desk.workflows import importing
 
-    table = read_table(path, sheet=sheet, progress=progress, cancel=cancel)
-    mapping = detect_columns(table)
-    emails, phones = list(mapping.email_columns), list(mapping.phone_columns)
-    if columns:
-        chosen = [resolve_column(table, spec) for spec in columns]
-        emails = [c for c in chosen if c in mapping.email_columns or _looks_like_email(table, c)]
-        phones = [c for c in chosen if c not in emails]
-    if not emails and not phones:
-        raise BadInputError(
-            f"No email or phone column was found in {path.name}; name one "
-            "(--column on the command line)."
-        )
-    phone = phone_normaliser(check_region(region or mapping.region))
-    inputs: list[PlanInput] = []
-    for row, number in zip(table.rows, table.row_numbers, strict=True):
-        for column in emails:
-            text = cell_text(row[column] if column < len(row) else None)
-            if text.strip():
-                inputs.append(PlanInput(normalise_email(text), path.name, number))
-        for column in phones:
-            value = row[column] if column < len(row) else None
-            text = cell_text(value)
-            if text.strip():
-                cell = value if isinstance(value, (str, int, float)) else text
-                inputs.append(PlanInput(phone(cell), path.name, number))
-    return inputs, path.name, table.sha256
-
-
-def _looks_like_email(table: Any, column: int) -> bool:
-    values = [r[column] for r in table.rows[:200] if column < len(r) and r[column] is not None]
-    return sum("@" in str(v) for v in values) * 2 > len(values) > 0
+    return importing.inputs_from_spreadsheet(
+        path, sheet=sheet, columns=columns, region=region, push_columns=push_columns,
+        progress=progress, cancel=cancel)
 
 
 def destination_for(profile: ConnectionProfile) -> Destination:

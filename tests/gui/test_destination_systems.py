@@ -109,3 +109,29 @@ def test_reconcile_against_mykaarma_says_missing_cannot_be_known(
     assert "To submit (1)" in titles and "Already in sync (2)" in titles
     assert "Missing from CRM (—)" in titles
     assert "cannot be known" in page.status.text()
+
+
+def test_the_mapping_step_marks_a_column_as_push_tokens(qtbot: Any, tmp_path: Path) -> None:
+    from optout_desk.files.mapping import propose_mapping
+    from optout_desk.files.spreadsheet import read_table
+    from optout_desk.ui.dialogs.mapping import MappingDialog
+    from optout_desk.workflows.importing import plan_inputs
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(["Email", "Device"])
+    sheet.append(["a@example.com", " fcm:AbC "])
+    path = tmp_path / "devices.xlsx"
+    book.save(path)
+    table = read_table(path)
+    mapping = propose_mapping(table)
+    assert mapping.push_columns == []  # never guessed from content
+    dialog = MappingDialog(table, mapping, None)
+    qtbot.addWidget(dialog)
+    dialog.push_list.item(1).setCheckState(Qt.CheckState.Checked)
+    chosen = dialog.choice().mapping
+    assert chosen.push_columns == [1]
+    inputs = plan_inputs(table, chosen)
+    assert [(i.identifier.kind.value, i.identifier.key) for i in inputs] == [
+        ("email", "a@example.com"), ("push_token", "fcm:AbC")]

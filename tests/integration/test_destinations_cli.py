@@ -104,3 +104,29 @@ def test_submit_to_each_and_verify(mk: MyKaarmaSandbox, dy: DynamicYieldSandbox,
     assert dy.state.opted_out_emails("eu") == {"a1@example.com", "b2@example.com"}
     assert "1 a kind of identifier the destination does not take" in out
     assert "Dynamic Yield offers no list or look-up to confirm with" in out
+
+
+def test_push_tokens_are_an_importable_kind_for_dynamic_yield(
+        dy: DynamicYieldSandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A spreadsheet column marked as push tokens: kept as written (trimmed, case kept), sent
+    to Dynamic Yield as opt-out events beside the emails."""
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(["Email", "Device token"])
+    sheet.append(["p1@example.com", " fcm:AbC-123 "])
+    sheet.append(["p2@example.com", "fcm:XyZ-456"])
+    source = tmp_path / "devices.xlsx"
+    book.save(source)
+    code, out, err = run(capsys, "submit", "dy", "--from", str(source), "--push-column",
+                         "Device token", "--dry-run")
+    assert code == 0, err
+    assert "4 opt-outs (2 emails, 2 push tokens) in 4 batches of up to 1" in out
+    code, out, err = run(capsys, "submit", "dy", "--from", str(source), "--push-column", "B",
+                         "--yes")
+    assert code == 0, err
+    assert dy.state.opted_out_push_ids("eu") == {"fcm:AbC-123", "fcm:XyZ-456"}
+    assert dy.state.opted_out_emails("eu") == {"p1@example.com", "p2@example.com"}
+    code, out, err = run(capsys, "reconcile", str(source), "--against", str(source),
+                         "--push-column", "B", "--output", str(tmp_path / "r.xlsx"))
+    assert code == 2 and "compared with itself" in err

@@ -144,11 +144,15 @@ class MappingDialog(QDialog):
         # --- identifiers ----------------------------------------------------------------
         self.email_list = self._column_list(mapping.email_columns)
         self.phone_list = self._column_list(mapping.phone_columns)
-        for widget in (self.email_list, self.phone_list):
+        self.push_list = self._column_list(mapping.push_columns)
+        self.push_list.setToolTip("Push tokens are kept exactly as written (only surrounding "
+                                  "spaces are ignored); Dynamic Yield takes them")
+        for widget in (self.email_list, self.phone_list, self.push_list):
             widget.setMinimumHeight(150)
         lists = QHBoxLayout()
         for title, widget in (("Email columns", self.email_list),
-                              ("Phone columns", self.phone_list)):
+                              ("Phone columns", self.phone_list),
+                              ("Push token columns", self.push_list)):
             box = QVBoxLayout()
             box.addWidget(QLabel(f"<b>{title}</b>"))
             box.addWidget(widget)
@@ -195,7 +199,7 @@ class MappingDialog(QDialog):
         self.status_values.itemChanged.connect(self._update)
         self.country_column.currentIndexChanged.connect(self._update)
         self.region.regionChanged.connect(self._update)
-        for widget in (self.email_list, self.phone_list):
+        for widget in (self.email_list, self.phone_list, self.push_list):
             widget.itemChanged.connect(self._update)
         self._update()
 
@@ -285,8 +289,9 @@ class MappingDialog(QDialog):
         return sum(status_key(row[index]) in wanted for row in self.table.rows)
 
     def problem(self) -> str:
-        if not (self._checked(self.email_list) or self._checked(self.phone_list)):
-            return "Tick at least one email or phone column."
+        if not (self._checked(self.email_list) or self._checked(self.phone_list)
+                or self._checked(self.push_list)):
+            return "Tick at least one email, phone or push token column."
         if self.role() is FileRole.CONTACTS:
             if self._status_index() is None:
                 return "Choose the status column."
@@ -329,6 +334,7 @@ class MappingDialog(QDialog):
             self.proposal,
             email_columns=self._checked(self.email_list),
             phone_columns=self._checked(self.phone_list),
+            push_columns=self._checked(self.push_list),
             region=self.region.region(),
             role=role,
             status_column=status,
