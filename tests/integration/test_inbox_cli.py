@@ -172,3 +172,17 @@ def test_a_relay_is_pulled_incrementally(
     entries, _ = inbox.load_entries()
     assert len(entries) == 7 and {e.event.source for e in entries} == {"relay/lox"}
     assert [e.deliveries for e in entries if e.event.event_id == events[0]["id"]] == [2]
+    # A relay can list: fetched like any platform's list, its opt-outs are a cached list.
+    capsys.readouterr()
+    assert main(["fetch", "relay"]) == 0
+    from optout_desk.store import cache, connections
+    from optout_desk.store.db import connect
+
+    db = connect()
+    try:
+        profile = connections.get(db, "relay")
+        assert profile.id is not None
+        phones = set(cache.load_columns(db, profile.id)["Phone"])
+    finally:
+        db.close()
+    assert phones == {e["data"]["phone"] for e in events}
