@@ -100,14 +100,29 @@ def main(argv: list[str] | None = None) -> int:
             path = out / f"{spec.key}.png"
             window.grab().save(str(path))
             print(f"wrote {path}")
-        # The preview shown before anything is sent.
+        # The To-submit bucket to all three demo platforms: the preview shown before anything
+        # is sent, the destinations sending side by side, then the outcomes.
         submit = window.show_page("submit")
+        for name in ("demo-eu", "demo-mykaarma", "demo-dy"):
+            submit.matrix.set_ticked(name, True)
         submit.make_plan()
         wait_until(app, lambda: submit.preview is not None and submit.preview.isVisible())
         app.processEvents()
         path = out / "preview.png"
         submit.preview.grab().save(str(path))
-        submit.preview.reject()
+        print(f"wrote {path}")
+        submit.preview.confirm_button.click()
+        wait_until(app, lambda: any(row.bar.value() > 0 for row in submit.sending.rows.values()))
+        app.processEvents()
+        path = out / "submit-sending.png"
+        window.grab().save(str(path))
+        print(f"wrote {path}")
+        wait_until(app, lambda: submit.outcome is not None)
+        wait_until(app, lambda: submit.outcomes.isVisible())
+        window.message_bar.dismiss()
+        app.processEvents()
+        path = out / "submit-outcome.png"
+        window.grab().save(str(path))
         print(f"wrote {path}")
     finally:
         window.close()

@@ -49,7 +49,7 @@ from optout_desk.connectors.http import (
 )
 from optout_desk.connectors.paging import Page, fetch_all
 from optout_desk.core.errors import BadInputError
-from optout_desk.core.identifiers import Identifier, IdKind
+from optout_desk.core.identifiers import Identifier, IdKind, phone_normaliser
 from optout_desk.core.plan import Payload, PlanItem, chunked
 from optout_desk.core.progress import (
     NEVER_CANCELLED,
@@ -373,9 +373,14 @@ class CheckMarketClient:
         return f": {text}" if text else ""
 
     def _records(self, items: list[Any], survey_id: int | None) -> list[OptOutRecord]:
-        """The page's records: [self._record(item) for item in items], with the usual page
-        (every field present, text or null, dates already in the 7-digit "…Z" form or
-        shorter) built in one comprehension after C-level field extraction."""
+        """The page's records, each phone in international form where the platform gave a
+        national number and the contact's CountryId (see `_international`)."""
+        return _international(self._page_records(items, survey_id), items)
+
+    def _page_records(self, items: list[Any], survey_id: int | None) -> list[OptOutRecord]:
+        """[self._record(item) for item in items], with the usual page (every field present,
+        text or null, dates already in the 7-digit "…Z" form or shorter) built in one
+        comprehension after C-level field extraction."""
         try:
             rows = list(map(_PAGE_FIELDS, items))
         except (KeyError, TypeError):  # a field missing, or not an object: one by one
@@ -419,6 +424,27 @@ class CheckMarketClient:
             _text(get("LastName")), _text(get("LangCode")),
             contact if contact.__class__ is int else None, survey_id, source,
         )
+
+
+def _international(records: list[OptOutRecord], items: list[Any]) -> list[OptOutRecord]:
+    """A phone the platform holds in national form ("07700900046") cannot be matched without
+    its country, and the desk's default region is a guess; the contact's CountryId, when it is
+    an ISO code, says it. Such a phone becomes E.164 (only when valid in that country: anything
+    else stays as sent). International phones, the usual case, cost one character test."""
+    for index, record in enumerate(records):
+        phone = record.phone
+        if not phone or phone[0] == "+":
+            continue
+        item = items[index]
+        country = item.get("CountryId") if isinstance(item, dict) else None
+        if isinstance(country, str) and len(country) == 2 and country.isalpha():
+            try:
+                key = phone_normaliser(country.upper())(phone).key
+            except ValueError:  # a code phonenumbers does not know
+                key = None
+            if key:
+                records[index] = record._replace(phone=key)
+    return records
 
 
 def _text(value: object) -> str:

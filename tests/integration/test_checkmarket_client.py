@@ -28,6 +28,7 @@ from optout_desk.connectors.errors import (
 )
 from optout_desk.connectors.registry import SYSTEMS, base_url_for, open_client
 from optout_desk.core.errors import BadInputError, Cancelled
+from optout_desk.core.identifiers import normalise_phone
 from optout_desk.core.progress import CancelToken, Progress
 from optout_desk.core.records import OptOutRecord, canonical_timestamp
 from optout_desk.sandbox.server import Sandbox
@@ -63,9 +64,18 @@ def client_for() -> Iterator[ClientFor]:
 
 
 def expected(box: Sandbox, survey_id: int | None = None) -> list[tuple[Any, ...]]:
-    return [(canonical_timestamp(r["DateOptOut"]), r["Email"] or "", r["Phone"] or "",
+    """The platform's records as the client gives them: a national phone in international
+    form when the contact's CountryId names its country."""
+    return [(canonical_timestamp(r["DateOptOut"]), r["Email"] or "", international(r),
              r["FirstName"], r["LastName"], r["LangCode"], r["ContactId"], survey_id)
             for r in box.state.optouts(survey_id)]
+
+
+def international(record: dict[str, Any]) -> str:
+    phone, country = record["Phone"] or "", record.get("CountryId")
+    if phone and not phone.startswith("+") and isinstance(country, str):
+        return normalise_phone(phone, country).key or phone
+    return phone
 
 
 def rows(records: list[OptOutRecord]) -> list[tuple[Any, ...]]:
