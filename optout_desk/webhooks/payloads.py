@@ -260,6 +260,8 @@ def parse_lox24(source: str, data: dict[str, Any]) -> Parsed:
 
 
 def _int_field(value: object, name: str, *, required: bool = False) -> int | None:
+    if type(value) is int:  # the common case first (a bool is not one)
+        return value
     if value is None:
         if required:
             raise PayloadError(f"The field {name} is missing.")
@@ -270,6 +272,8 @@ def _int_field(value: object, name: str, *, required: bool = False) -> int | Non
 
 
 def _str_field(value: object, name: str) -> str:
+    if type(value) is str:
+        return value
     if value is None:
         return ""
     if not isinstance(value, str):
