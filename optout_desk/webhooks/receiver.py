@@ -115,6 +115,8 @@ def create_app(writer: GroupCommitWriter, *, db_path: Path | None = None,
 
     app = Starlette(
         routes=[
+            # ReceiverApp sends a hook URL's POSTs straight to `hooks`: Starlette sees only
+            # the other methods, and answers them 405 as before.
             Route("/hooks/{token}", hooks, methods=["POST"]),
             Route("/api/v1/events", events, methods=["GET"]),
             Route("/healthz", health, methods=["GET"]),
