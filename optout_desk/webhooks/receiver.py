@@ -1,14 +1,10 @@
 """The webhook receiver: a Starlette app that stores each delivery before it answers 2xx.
 
 Routes:
-- `POST /hooks/<token>`: a delivery to one inbox source. The token is hashed and compared in
-  constant time with every source's stored hash; an unknown one gets the same 404 as any
-  unknown path. The body is read as a stream and refused with 413 as soon as it passes 1 MB
-  (a Content-Length above that is refused before reading), or 408 when it does not arrive in
-  time; a slow client holds up only its own request (the server is asynchronous). A body the
-  parser refuses gets 400 with the reason and nothing is stored. An event is committed through
-  the group-commit writer (synchronous=FULL) before the 2xx: "stored" (new) or "duplicate"
-  (one more delivery of an event already there), with its delivery count.
+- `POST /hooks/<token>`: a delivery to one inbox source (hooks.py: stored with
+  synchronous=FULL before the 2xx, deduplicated; 400/404/408/413 for what cannot be used). It
+  is the hot path, so ReceiverApp hands it to its plain ASGI endpoint before Starlette's
+  routing; every other request, a GET to a hook URL included (405), goes through Starlette.
 - `GET /api/v1/events?after=CURSOR&limit=N`: the relay's pull API, behind a bearer token (only
   its hash is stored, setting api_token_hash). Events created or re-delivered after the cursor,
   oldest first, and the cursor to ask with next.
@@ -21,202 +17,58 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 import logging
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from optout_desk.store import inbox
 from optout_desk.store.db import connect
-from optout_desk.webhooks import payloads
+from optout_desk.webhooks.directory import DIRECTORY_TTL_S, ReceiverStats, SourceDirectory
+from optout_desk.webhooks.hooks import (
+    BODY_TIMEOUT_S,
+    MAX_BODY_BYTES,
+    NOT_FOUND,
+    HandshakeHandler,
+    HookEndpoint,
+    hook_token,
+)
 from optout_desk.webhooks.writer import GroupCommitWriter
 
 log = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 1_000_000
-BODY_TIMEOUT_S = 30.0
-DIRECTORY_TTL_S = 1.0
+# Re-exported: where they were before the hook endpoint had its own module.
+__all__ = ["BODY_TIMEOUT_S", "DIRECTORY_TTL_S", "MAX_BODY_BYTES", "HandshakeHandler",
+           "ReceiverApp", "ReceiverStats", "SourceDirectory", "create_app", "describe"]
+
 MAX_PAGE = 1000
 DEFAULT_PAGE = 500
 HEARTBEAT_S = 15.0
 
-# Activates a CheckMarket webhook from its handshake; returns (hook state, message). Runs on a
-# worker thread after the handshake was acknowledged.
-HandshakeHandler = Callable[[inbox.Source, payloads.Handshake], tuple[str, str]]
 
-
-class _TooLarge(Exception):
-    pass
-
-
-def _not_found() -> JSONResponse:
-    return JSONResponse({"error": "Not found."}, status_code=404)
-
-
-class SourceDirectory:
-    """The sources and the API token hash, re-read from the database at most once a second
-    (so `inbox add` in another process works without a restart). Used on the event loop's
-    thread only."""
-
-    def __init__(self, db_path: Path | None) -> None:
-        self._db_path = db_path
-        self._conn: sqlite3.Connection | None = None
-        self._sources: list[inbox.Source] = []
-        self._api_hash: str | None = None
-        self._read_at = -1e9
-
-    def _refresh(self) -> None:
-        if time.monotonic() - self._read_at < DIRECTORY_TTL_S:
-            return
-        if self._conn is None:
-            self._conn = connect(self._db_path)
-        self._sources = inbox.list_sources(self._conn)
-        self._api_hash = inbox.get_setting(self._conn, inbox.API_TOKEN_HASH)
-        self._read_at = time.monotonic()
-
-    def lookup(self, token: str) -> inbox.Source | None:
-        self._refresh()
-        presented = inbox.hash_token(token)
-        found = None
-        for source in self._sources:  # every hash is compared: no early exit to time
-            if hmac.compare_digest(source.token_hash, presented):
-                found = source
-        return found
-
-    def api_token_ok(self, token: str) -> bool:
-        self._refresh()
-        expected = self._api_hash or ""
-        return bool(expected) and hmac.compare_digest(expected, inbox.hash_token(token))
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-
-
-@dataclass
-class ReceiverStats:
-    stored: int = 0
-    duplicates: int = 0
-    refused: int = 0
-
-
-async def _read_body(request: Request) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.strip().isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise _TooLarge()
-    chunks: list[bytes] = []
-    size = 0
-    async with asyncio.timeout(BODY_TIMEOUT_S):
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > MAX_BODY_BYTES:
-                raise _TooLarge()
-            chunks.append(chunk)
-    return b"".join(chunks)
+def _not_found() -> Response:
+    return Response(NOT_FOUND, status_code=404, media_type="application/json")
 
 
 def create_app(writer: GroupCommitWriter, *, db_path: Path | None = None,
                on_handshake: HandshakeHandler | None = None,
-               heartbeat: dict[str, Any] | None = None) -> Starlette:
+               heartbeat: dict[str, Any] | None = None) -> ReceiverApp:
     """The ASGI app over a started writer (the runner owns both). `heartbeat` (the
     receiver's URL and pid) is written to the inbox settings every HEARTBEAT_S, so the
     desktop can tell a receiver is running in another process."""
     directory = SourceDirectory(db_path)
     stats = ReceiverStats()
-
-    async def hook(request: Request) -> Response:
-        source = directory.lookup(request.path_params["token"])
-        if source is None:
-            log.info("refused a delivery to an unknown hook URL")
-            return _not_found()
-        try:
-            body = await _read_body(request)
-        except _TooLarge:
-            stats.refused += 1
-            log.info("source %s: refused a body over %d bytes", source.name, MAX_BODY_BYTES)
-            return JSONResponse(
-                {"error": f"The body is larger than {MAX_BODY_BYTES:,} bytes."},
-                status_code=413, headers={"Connection": "close"})
-        except TimeoutError:
-            stats.refused += 1
-            log.info("source %s: the body did not arrive within %g s", source.name,
-                     BODY_TIMEOUT_S)
-            return JSONResponse({"error": "The body did not arrive in time."},
-                                status_code=408, headers={"Connection": "close"})
-        except ClientDisconnect:
-            return Response(status_code=400)
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        try:
-            parsed = payloads.parse(source.system, source.name, body, headers)
-        except payloads.PayloadError as exc:
-            stats.refused += 1
-            log.info("source %s: refused a delivery: %s", source.name, exc.reason)
-            return JSONResponse({"error": exc.reason}, status_code=400)
-        if isinstance(parsed, payloads.Ignored):
-            log.info("source %s: ignored a %s event", source.name, parsed.event[:60])
-            return JSONResponse({"status": "ignored", "event": parsed.event})
-        if isinstance(parsed, payloads.Handshake):
-            return await _handshake(source, parsed)
-        received = inbox.utc_now()
-        event = parsed
-        try:
-            recorded = await writer.run(lambda conn: inbox.record(conn, event, received))
-        except Exception as exc:
-            log.error("source %s: a delivery could not be stored: %s", source.name,
-                      type(exc).__name__)
-            return JSONResponse({"error": "The event could not be stored; send it again."},
-                                status_code=503)
-        if recorded.created:
-            stats.stored += 1
-        else:
-            stats.duplicates += 1
-        log.debug("source %s: %s %s (deliveries %d)", source.name, event.event,
-                  "stored" if recorded.created else "duplicate", recorded.deliveries)
-        return JSONResponse({"status": "stored" if recorded.created else "duplicate",
-                             "deliveries": recorded.deliveries})
-
-    async def _handshake(source: inbox.Source, shake: payloads.Handshake) -> Response:
-        name, webhook_id = source.name, shake.webhook_id
-        message = ("Webhook.Created received; activating." if on_handshake else
-                   "Webhook.Created received; this receiver has no way to activate it.")
-        try:
-            await writer.run(lambda conn: inbox.set_hook(
-                conn, name, state=inbox.HOOK_REGISTERED, message=message,
-                webhook_id=webhook_id))
-        except Exception as exc:
-            log.error("source %s: the handshake could not be stored: %s", name,
-                      type(exc).__name__)
-            return JSONResponse({"error": "The handshake could not be stored."},
-                                status_code=503)
-        log.info("source %s: Webhook.Created for webhook %d", name, webhook_id)
-        task = BackgroundTask(_activate, source, shake) if on_handshake else None
-        return JSONResponse({"status": "handshake received", "webhook_id": webhook_id},
-                            background=task)
-
-    async def _activate(source: inbox.Source, shake: payloads.Handshake) -> None:
-        assert on_handshake is not None
-        try:
-            state, message = await asyncio.to_thread(on_handshake, source, shake)
-        except Exception as exc:  # the handler reports its own failures; this is a bug
-            log.exception("source %s: activation crashed", source.name)
-            state, message = inbox.HOOK_FAILED, f"Activation failed ({type(exc).__name__})."
-        name, webhook_id = source.name, shake.webhook_id
-        await writer.run(lambda conn: inbox.set_hook(conn, name, state=state, message=message,
-                                                     webhook_id=webhook_id))
-        log.info("source %s: webhook %d is now %s", name, webhook_id, state)
+    hooks = HookEndpoint(writer, directory, stats, on_handshake)
 
     async def events(request: Request) -> Response:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
@@ -263,7 +115,9 @@ def create_app(writer: GroupCommitWriter, *, db_path: Path | None = None,
 
     app = Starlette(
         routes=[
-            Route("/hooks/{token}", hook, methods=["POST"]),
+            # ReceiverApp sends a hook URL's POSTs straight to `hooks`: Starlette sees only
+            # the other methods, and answers them 405 as before.
+            Route("/hooks/{token}", hooks, methods=["POST"]),
             Route("/api/v1/events", events, methods=["GET"]),
             Route("/healthz", health, methods=["GET"]),
         ],
@@ -271,7 +125,22 @@ def create_app(writer: GroupCommitWriter, *, db_path: Path | None = None,
         lifespan=lifespan,
     )
     app.state.stats = stats
-    return app
+    return ReceiverApp(hooks, app)
+
+
+class ReceiverApp:
+    """The receiver's ASGI app: `POST /hooks/<token>` straight to the hook endpoint, every
+    other request (and the lifespan) to the Starlette app."""
+
+    def __init__(self, hooks: HookEndpoint, app: Starlette) -> None:
+        self.hooks, self.app, self.state = hooks, app, app.state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and \
+                hook_token(scope["path"]) is not None:
+            await self.hooks(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
 
 
 async def _http_error(_request: Request, exc: Exception) -> Response:

@@ -119,6 +119,40 @@ def test_a_slow_client_does_not_hold_up_the_others(lox24_source: tuple[str, str]
     assert stored_count() == 20
 
 
+def test_a_body_that_does_not_arrive_in_time_gets_408_and_others_go_on(
+        lox24_source: tuple[str, str], receiver: Receiver) -> None:
+    _name, url = lox24_source
+    deadlines = receiver.app.hooks.deadlines
+    deadlines.timeout_s, deadlines.SWEEP_S = 0.5, 0.1
+    path = url.split(str(receiver.port), 1)[1]
+    slow = socket.create_connection(("127.0.0.1", receiver.port))
+    try:
+        slow.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     "Content-Length: 5000\r\n\r\n{\"id\":".encode())
+        started = time.monotonic()
+        assert httpx.post(url, json=unsubscribe_event(PHONE, 1757849748)).status_code == 200
+        slow.settimeout(5)
+        answer = slow.recv(4096)
+        waited = time.monotonic() - started
+    finally:
+        slow.close()
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert b"The body did not arrive in time." in answer
+    assert 0.4 < waited < 2.0
+    assert stored_count() == 1
+
+
+def test_other_methods_on_a_hook_url_are_405_and_other_paths_404(
+        receiver: Receiver, lox24_source: tuple[str, str]) -> None:
+    _name, url = lox24_source
+    assert httpx.get(url).status_code == 405
+    assert httpx.put(url, json={}).status_code == 405
+    for wrong in (f"{url}/more", f"{receiver.base_url}/hooks/", f"{receiver.base_url}/hooks"):
+        answer = httpx.post(wrong, json=unsubscribe_event(PHONE, 1757849748))
+        assert (answer.status_code, answer.content) == (404, b'{"error":"Not found."}'), wrong
+    assert stored_count() == 0
+
+
 def test_pull_api_needs_the_bearer_token(receiver: Receiver,
                                          lox24_source: tuple[str, str]) -> None:
     _name, url = lox24_source
