@@ -249,11 +249,13 @@ class GroupCommitWriter:
             else:
                 by_loop.setdefault(loop, []).append((future, result, error))
         for loop, settled in by_loop.items():
+            # Counted before the call: once it is made, the waiting loop may finish (and a
+            # test read the count) before this thread runs another line.
+            self.loop_calls += 1
             try:
                 loop.call_soon_threadsafe(_settle_on_loop, settled)
             except RuntimeError:  # that loop is closed: nobody waits there any more
-                continue
-            self.loop_calls += 1
+                self.loop_calls -= 1
 
 
 def _settle_on_loop(settled: list[tuple[asyncio.Future[Any], Any, BaseException | None]]
