@@ -34,6 +34,18 @@ def make_plan(n: int = 10, batch_size: int = 4) -> Plan:
     return build_plan(inputs, destination=DEST, payload_format=CheckMarketFormat(batch_size))
 
 
+def test_a_long_left_out_list_comes_back_in_order(db: sqlite3.Connection) -> None:
+    # load_plan reads the left-out list element by element (json_each): 12 of them, so an
+    # order by text ("10" before "2") would show.
+    inputs = [PlanInput(normalise_email(f"broken{i}"), "crm.xlsx", i) for i in range(12)]
+    inputs.append(PlanInput(normalise_email("ok@example.com")))
+    plan = build_plan(inputs, destination=DEST, payload_format=CheckMarketFormat(4))
+    plan_id = journal.save_plan(db, plan)
+    assert [left.row_number for left in journal.load_plan(db, plan_id).left_out] == list(
+        range(12))
+    assert "left_out" not in journal.plan_meta(db, plan_id)
+
+
 def test_save_and_load_round_trip(db: sqlite3.Connection) -> None:
     plan = make_plan()
     plan_id = journal.save_plan(db, plan)

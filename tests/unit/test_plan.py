@@ -14,6 +14,7 @@ from optout_desk.core.identifiers import (
     normalise_token,
 )
 from optout_desk.core.plan import (
+    PLAN_FORMAT,
     Destination,
     LeftOutReason,
     Payload,
@@ -23,6 +24,7 @@ from optout_desk.core.plan import (
     item_to_json,
     left_out_from_json,
     left_out_to_json,
+    plan_hash,
     restore_plan,
 )
 
@@ -150,3 +152,21 @@ def test_every_distinct_valid_key_is_sent_exactly_once(numbers: list[int], size:
     assert set(sent) == {f"p{n}@example.com" for n in numbers} - {"p0@example.com"}
     assert plan.total + len(plan.left_out) == len(inputs)
     assert all(len(b.items) <= size for b in plan.batches)
+
+
+@given(st.lists(st.tuples(st.text(max_size=12), st.lists(st.text(max_size=8), max_size=3),
+                          st.booleans()), max_size=6))
+def test_hash_fed_payload_by_payload_is_the_hash_of_the_whole_canonical_json(
+        parts: list[tuple[str, list[str], bool]]) -> None:
+    # Stored plans were hashed from one json.dumps of the whole plan: the streamed hash must
+    # be the very same, or every unfinished plan would be refused as altered.
+    import hashlib
+    import json
+
+    destination = Destination("acme-é", "checkmarket", "api.example", "EU")
+    payloads = [Payload(route, {"Values": values, "ö": route}, tuple(values), safe)
+                for route, values, safe in parts]
+    whole = json.dumps({"format": PLAN_FORMAT, "destination": destination.as_dict(),
+                        "payloads": [p.as_json() for p in payloads]},
+                       sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert plan_hash(destination, payloads) == hashlib.sha256(whole.encode()).hexdigest()
