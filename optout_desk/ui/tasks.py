@@ -86,13 +86,13 @@ class _Runner(QRunnable):
                 return
             self._last_emit = now
             self._pending = None
-        self._signals.progressed.emit(report)
+        self._emit(self._signals.progressed, report)
 
     def _flush_progress(self) -> None:
         with self._lock:
             pending, self._pending = self._pending, None
         if pending is not None:
-            self._signals.progressed.emit(pending)
+            self._emit(self._signals.progressed, pending)
 
     def run(self) -> None:
         try:
@@ -100,10 +100,19 @@ class _Runner(QRunnable):
         except BaseException as exc:  # every failure must reach the GUI thread
             # Keep the traceback text: the error dialog shows it for unexpected exceptions.
             exc.__dict__.setdefault("_desk_traceback", traceback.format_exc())
-            self._signals.failed.emit(exc)
+            self._emit(self._signals.failed, exc)
             return
         self._flush_progress()
-        self._signals.succeeded.emit(result)
+        self._emit(self._signals.succeeded, result)
+
+    @staticmethod
+    def _emit(signal: Any, value: object) -> None:
+        try:
+            signal.emit(value)
+        except RuntimeError:
+            # The window went away while this ran (the app is quitting): nobody is left to
+            # tell, and the work itself is done or journaled.
+            log.info("a background task finished after its window closed")
 
 
 class TaskHandle(QObject, Generic[T]):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread
+from PySide6.QtCore import QObject, Qt, QThread
 
 from optout_desk.core.errors import Cancelled, DeskError
 from optout_desk.core.progress import CancelToken, Progress, ProgressCallback
@@ -128,3 +128,28 @@ def test_cancel_all_and_wait_stops_running_work(qtbot: Any) -> None:
     assert tasks.running_tasks()
     assert tasks.cancel_all_and_wait(5000)
     assert tasks.running_tasks() == []
+
+
+def test_a_task_that_outlives_its_signals_finishes_quietly(qtbot: Any, capfd: Any) -> None:
+    # Quitting while a task runs deletes the C++ side of its signals: the worker's emit then
+    # raises RuntimeError, which PySide would print as an error from QRunnable.run().
+    import shiboken6
+
+    owner = QObject()
+    release = threading.Event()
+    finished = threading.Event()
+
+    def work(progress: ProgressCallback, cancel: CancelToken) -> int:
+        release.wait(5)
+        progress(Progress(1, 1, "steps"))
+        return 1
+
+    handle = tasks.run_task(owner, work, on_success=lambda _v: None)
+    signals = handle._signals
+    signals.succeeded.connect(lambda _v: finished.set(),
+                              type=Qt.ConnectionType.DirectConnection)  # on the worker
+    shiboken6.delete(signals)
+    release.set()
+    tasks.thread_pool().waitForDone(5000)
+    assert not finished.is_set()  # the emit went nowhere…
+    assert "Signal source has been deleted" not in capfd.readouterr().err  # …quietly
