@@ -193,6 +193,13 @@ def _item_rows(plan_id: int, plan: Plan) -> Iterator[tuple[Any, ...]]:
                left.source_file, left.row_number, str(left.reason), left.detail)
 
 
+# The plan's description without its left-out list. That list can be megabytes (50,000
+# phones a destination does not take: 12.6 MB), and json.loads holds the GIL for the whole of
+# it (80 ms: a visible freeze of the window while a submission sends); SQLite drops it with
+# the GIL released. load_plan reads the list one element at a time.
+_META = "json_remove(plan_json, '$.left_out')"
+
+
 def claim(conn: sqlite3.Connection, plan_id: int, pid: int | None = None) -> None:
     """Mark a plan running by this process. The caller holds the destination's lock
     (store/locks.py), so a plan still marked running by someone else is a leftover of a run
@@ -217,13 +224,6 @@ def claim(conn: sqlite3.Connection, plan_id: int, pid: int | None = None) -> Non
     except BaseException:
         conn.execute("ROLLBACK")
         raise
-
-
-# The plan's description without its left-out list. That list can be megabytes (50,000
-# phones a destination does not take: 12.6 MB), and json.loads holds the GIL for the whole of
-# it (80 ms: a visible freeze of the window while a submission sends); SQLite drops it with
-# the GIL released. load_plan reads the list one element at a time.
-_META = "json_remove(plan_json, '$.left_out')"
 
 
 def format_of(meta: dict[str, Any]) -> int:
@@ -316,12 +316,11 @@ def set_confirmed(conn: sqlite3.Connection, plan_id: int, visible_keys: set[str]
 # -- reading ---------------------------------------------------------------------------------
 
 
-_SUMMARY_SQL = """
+_SUMMARY_SQL = f"""
     SELECT p.id, p.hash, p.connection, p.created_at, p.updated_at, p.status, p.total,
            p.batch_count,
            SUM(b.state = 'acknowledged'), SUM(b.state = 'failed'), SUM(b.state = 'sent'),
-           SUM(b.state = 'pending'), p.message, p.runner_pid,
-           json_remove(p.plan_json, '$.left_out'), p.submission_id
+           SUM(b.state = 'pending'), p.message, p.runner_pid, {_META}, p.submission_id
     FROM plans p LEFT JOIN batches b ON b.plan_id = p.id
 """
 
