@@ -18,11 +18,9 @@ caller gets one sentence: the child's own BadInputError, or what the app saw hap
 from __future__ import annotations
 
 import gc
-import io
 import os
 import pickle
 import queue
-import struct
 import subprocess
 import sys
 import threading
@@ -33,12 +31,12 @@ from typing import Any
 
 from optout_desk.core.errors import BadInputError, Cancelled, DeskError
 from optout_desk.core.progress import NEVER_CANCELLED, CancelToken
+from optout_desk.frames import FrameWriter, read_frames, take_stdout
 
 from . import limits
 
 _POLL_SECONDS = 0.05
 _WATCH_EVERY_SECONDS = 0.1
-_FRAME = struct.Struct("<Q")
 # The frozen app (PyInstaller) has no Python to run `-c` with: its entry point runs the child
 # when it is started with this as its only argument (packaging/launcher.py).
 READER_FLAG = "--optout-desk-file-reader"
@@ -77,7 +75,7 @@ class ReaderProcess:
             stderr=subprocess.DEVNULL, close_fds=True,
         )
         frames: queue.Queue[bytes | None] = queue.Queue()
-        reader = threading.Thread(target=_read_frames, args=(process.stdout, frames),
+        reader = threading.Thread(target=read_frames, args=(process.stdout, frames),
                                   name="reader-pipe", daemon=True)
         reader.start()
         try:
@@ -152,21 +150,6 @@ def run_if_reader_child() -> None:
         raise SystemExit(0)
 
 
-def _read_frames(stream: Any, frames: queue.Queue[bytes | None]) -> None:
-    try:
-        while header := stream.read(_FRAME.size):
-            if len(header) < _FRAME.size:
-                break
-            (size,) = _FRAME.unpack(header)
-            frame = stream.read(size)
-            if len(frame) < size:
-                break
-            frames.put(frame)
-    except (OSError, ValueError):
-        pass
-    frames.put(None)
-
-
 class _Watchdog:
     """The child's resident memory, read at most every _WATCH_EVERY_SECONDS."""
 
@@ -231,25 +214,8 @@ def child_main(request: tuple[list[str], str, tuple[Any, ...], int]) -> None:
     # Millions of row lists, none of them garbage, in a process that lives for one read: the
     # cyclic collector would re-scan them all again and again (seconds per million rows).
     gc.disable()
-    # Messages go out on the original stdout; anything else written there (a library's print)
-    # would break the frames, so fd 1 now points at nothing.
-    out = os.fdopen(os.dup(1), "wb")
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
-    os.close(devnull)
-    lock = threading.Lock()
-
-    def send(kind: str, payload: Any) -> None:
-        buffer = io.BytesIO()
-        buffer.write(bytes(_FRAME.size))
-        pickler = pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
-        pickler.fast = True  # no memo: rows hold no shared or recursive objects
-        pickler.dump((kind, payload))
-        view = buffer.getbuffer()
-        _FRAME.pack_into(view, 0, len(view) - _FRAME.size)
-        with lock:
-            out.write(view)
-            out.flush()
+    writer = FrameWriter(take_stdout())
+    send = writer.send
 
     def fail_now(exc: BaseException) -> None:
         """From the extent check's thread while the parser is busy: report and end at once."""
@@ -278,7 +244,7 @@ def child_main(request: tuple[list[str], str, tuple[Any, ...], int]) -> None:
         except BaseException:
             pass
     finally:
-        out.close()
+        writer.close()
 
 
 def _report(exc: BaseException, path: str = "") -> tuple[str, Any]:
