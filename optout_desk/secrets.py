@@ -233,6 +233,14 @@ def clear_session() -> None:
         _session.clear()
 
 
+def session_secrets(connections: Sequence[str]) -> list[tuple[tuple[str, str], str]]:
+    """The keys these connections hold for this session only, ((connection, field), key):
+    for the desk's own child process (the sender), which cannot read this process's memory."""
+    wanted = set(connections)
+    with _session_lock:
+        return [(key, value) for key, value in _session.items() if key[0] in wanted]
+
+
 def has_session_secret(connection: str, field: str) -> bool:
     with _session_lock:
         return bool(_session.get((connection, field)))

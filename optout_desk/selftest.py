@@ -31,6 +31,7 @@ T = TypeVar("T")
 
 KEYRING_TIMEOUT_S = 8.0
 SANDBOX_TIMEOUT_S = 8.0
+CHILD_TIMEOUT_S = 20.0  # a child process of the desk starts, answers and ends
 PROBE_SERVICE = "optout-desk-self-test"
 # The entry point name of each OS's native keyring backend, as keyring registers them.
 NATIVE_KEYRING = {"linux": "SecretService", "win32": "Windows", "darwin": "macOS"}
@@ -155,6 +156,32 @@ def check_xlsxwriter() -> str:
         book.close()
         size = path.stat().st_size
     return f"xlsxwriter {xlsxwriter.__version__}, {size} bytes written"
+
+
+def check_reader_child() -> str:
+    """A spreadsheet is read by a child process (files/_isolated.py); the frozen app starts
+    itself again as that child, with its reader flag."""
+    from optout_desk.files.spreadsheet import read_table
+
+    with tempfile.TemporaryDirectory(prefix="optout-desk-self-test-") as folder:
+        path = Path(folder) / "probe.csv"
+        path.write_text("Email\nalice@example.com\n", encoding="utf-8")
+        table = run_with_timeout(lambda: read_table(path), CHILD_TIMEOUT_S, "the file reader")
+    if table.rows != [["alice@example.com"]]:
+        raise RuntimeError(f"the reader child read {len(table.rows)} rows, expected 1")
+    return "a child process read 1 row"
+
+
+def check_sender_child() -> str:
+    """The window's submissions are sent by a child process (workflows/submission_process.py);
+    the frozen app starts itself again as that child, with its sender flag."""
+    from optout_desk.workflows.submission_process import execute_submission_isolated
+
+    outcome = run_with_timeout(lambda: execute_submission_isolated({}, submission_id=None),
+                               CHILD_TIMEOUT_S, "the sender")
+    if outcome.runs:
+        raise RuntimeError("the sender child answered an empty submission with runs")
+    return "a child process answered"
 
 
 def check_phone_metadata() -> str:
@@ -401,6 +428,8 @@ CHECKS: tuple[tuple[str, Callable[[], str]], ...] = (
     ("database", check_database),
     ("xlsx (openpyxl, calamine)", check_xlsx_round_trip),
     ("xlsx export (xlsxwriter)", check_xlsxwriter),
+    ("file reader (child process)", check_reader_child),
+    ("sender (child process)", check_sender_child),
     ("phone number metadata", check_phone_metadata),
     ("email validation", check_email_validator),
     ("keyring", check_keyring),

@@ -15,6 +15,7 @@ from optout_desk.sandbox.server import Sandbox
 from optout_desk.store import connections
 from optout_desk.store.connections import ConnectionProfile
 from optout_desk.store.db import connect
+from optout_desk.workflows import submission
 from tests.fixtures.sandbox import SandboxFactory
 
 
@@ -61,6 +62,12 @@ def test_bucket_preview_send_and_receipt(
 ) -> None:
     box = sandbox_factory(records=10)
     add_demo(box, monkeypatch)
+
+    def sent_in_the_window(*_args: Any, **_kwargs: Any) -> None:
+        raise AssertionError("the window's process sent the submission")
+
+    # A child process sends (workflows/submission_process.py): never the window's.
+    monkeypatch.setattr(submission, "execute_submission", sent_in_the_window)
     main_window.send_to_submit(bucket(7), "Reconcile: To submit", "demo")
     page = main_window.current_page()
     assert "7 rows · 7 identifiers (7 emails) from Reconcile: To submit" in (

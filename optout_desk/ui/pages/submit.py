@@ -45,6 +45,7 @@ from optout_desk.ui.widgets.data_table import DataTable
 from optout_desk.ui.widgets.destinations import DestinationMatrix, SendingPanel, describe_outcome
 from optout_desk.ui.widgets.region_picker import RegionPicker
 from optout_desk.workflows import submission, submit
+from optout_desk.workflows.submission_process import execute_submission_isolated
 
 SAMPLE_SHOWN = 12  # identifiers listed in the text box after a file or bucket is loaded
 POLL_MS = 100  # how often a running submission's progress is shown
@@ -527,7 +528,9 @@ class SubmitPage(QWidget):
                 self._reports[name] = report
 
         def work(_p: ProgressCallback, cancel: CancelToken) -> submission.SubmissionOutcome:
-            return submission.execute_submission(
+            # In a child process: its threads would otherwise take the GIL from the window
+            # for a fifth of a second at a time (submission_process.py).
+            return execute_submission_isolated(
                 plan_ids, submission_id=submission_id, progress=record, cancel=cancel,
                 cancel_each=self._cancel_each)
 
