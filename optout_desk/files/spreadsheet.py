@@ -17,12 +17,14 @@ import datetime
 import gc
 import hashlib
 import re
+import threading
 from dataclasses import dataclass, field
 from itertools import repeat
 from pathlib import Path
 from typing import Any
 
 from optout_desk.core.errors import BadInputError
+from optout_desk.core.identifiers import load_phone_metadata
 from optout_desk.core.progress import NEVER_CANCELLED, CancelToken, Progress, ProgressCallback
 from optout_desk.core.progress import no_progress as _no_progress
 
@@ -106,6 +108,7 @@ def read_table(
     check_readable(path)
     cancel.raise_if_cancelled()
     progress(Progress(0, None, "rows", f"Reading {path.name}…"))
+    _prepare_phone_metadata()
     # A million row lists are allocated below and none is garbage; the cyclic collector would
     # otherwise re-scan everything alive (with an opt-out list beside, millions of objects)
     # again and again. Reference counting still frees as usual.
@@ -126,6 +129,19 @@ def read_table(
         # alive now out of the collector's sight, as the GUI's table model does.
         gc.freeze()
     return table
+
+
+_metadata_loading: threading.Thread | None = None
+
+
+def _prepare_phone_metadata() -> None:
+    """While the reader process parses, this process mostly waits: load the phone metadata the
+    column detection and normalisation that follow need (once per process)."""
+    global _metadata_loading
+    if _metadata_loading is None:
+        _metadata_loading = threading.Thread(target=load_phone_metadata, name="phone-metadata",
+                                             daemon=True)
+        _metadata_loading.start()
 
 
 # Tables at least this long are frozen out of the cyclic collector after reading.

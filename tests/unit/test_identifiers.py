@@ -280,3 +280,18 @@ def test_bulk_phone_normalisation_equals_one_by_one(values: list[object], region
     one_by_one = PhoneNormaliser(region)
     expected = [None if v is None else one_by_one(v) for v in values]  # type: ignore[arg-type]
     assert PhoneNormaliser(region).many(values) == expected  # type: ignore[arg-type]
+
+
+def test_phone_metadata_can_be_loaded_ahead_and_changes_no_result() -> None:
+    from optout_desk.core import identifiers
+
+    before = [identifiers.PhoneNormaliser("BE")(v) for v in
+              ("+32470123456", "0470 12 34 56", 32470123456, "+4915112345678", "12")]
+    identifiers.load_phone_metadata()
+    assert identifiers._national_patterns.cache_info().currsize == len(
+        identifiers._COUNTRY_CODES)
+    after = [identifiers.PhoneNormaliser("BE")(v) for v in
+             ("+32470123456", "0470 12 34 56", 32470123456, "+4915112345678", "12")]
+    assert after == before
+    assert [i.key for i in after][:4] == ["+32470123456", "+32470123456", "+32470123456",
+                                          "+4915112345678"]
