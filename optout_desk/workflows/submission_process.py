@@ -80,8 +80,14 @@ def execute_submission_isolated(
         "submission_id": submission_id,
         "session_secrets": secrets.session_secrets(names),
     }
-    process = subprocess.Popen(child_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                               stderr=subprocess.DEVNULL, close_fds=True)
+    try:
+        process = subprocess.Popen(child_command(), stdin=subprocess.PIPE,
+                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                   close_fds=True)
+    except OSError as exc:  # nothing was sent: the plans wait, journaled, for a resume
+        raise DeskError(f"The sending process could not start ({exc.strerror or exc}); "
+                        "nothing was sent. Try again, or send from the command line with "
+                        "optout-desk submit --resume.") from None
     frames: queue.Queue[bytes | None] = queue.Queue()
     reader = threading.Thread(target=read_frames, args=(process.stdout, frames),
                               name="sender-pipe", daemon=True)

@@ -166,3 +166,15 @@ def test_progress_is_throttled_but_never_loses_a_phase_or_the_end() -> None:
     assert len(sent) == 3
     assert [report.done for _name, report in sent] == [0, 100, 0]
     assert sent[-1][1].message == "Verifying"
+
+
+def test_a_sender_that_cannot_start_is_one_sentence_and_sends_nothing(
+        sandbox_factory: SandboxFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    box = sandbox_factory(records=3, seed=1)
+    add("east", box, batch_size=4)
+    saved = plan(["east"], 5)
+    monkeypatch.setattr(submission_process, "child_command",
+                        lambda: ["/nonexistent/optout-desk-sender"])
+    with pytest.raises(DeskError, match="could not start.*nothing was sent"):
+        execute_submission_isolated(saved.plan_ids, submission_id=saved.id)
+    assert box.state.submitted == []
