@@ -175,6 +175,6 @@ def test_a_sender_that_cannot_start_is_one_sentence_and_sends_nothing(
     saved = plan(["east"], 5)
     monkeypatch.setattr(submission_process, "child_command",
                         lambda: ["/nonexistent/optout-desk-sender"])
-    with pytest.raises(DeskError, match="could not start.*nothing was sent"):
+    with pytest.raises(DeskError, match=r"could not start.*nothing was sent"):
         execute_submission_isolated(saved.plan_ids, submission_id=saved.id)
     assert box.state.submitted == []
