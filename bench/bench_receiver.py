@@ -128,11 +128,11 @@ def load(port: int, path: str, bodies: list[bytes]) -> dict[str, float]:
 
 
 def _commits(home: Path) -> tuple[int, int]:
-    """(operations, commits) of the last receiver run, from its log's closing line."""
+    """(events, commits) of the last receiver run, from its event store's closing line."""
     found = (0, 0)
     for log_file in (home / "logs").glob("*.log*"):
         for line in log_file.read_text(encoding="utf-8", errors="replace").splitlines():
-            match = re.search(r"inbox writer: (\d+) operations in (\d+) commits", line)
+            match = re.search(r"inbox event store: (\d+) events in (\d+) commits", line)
             if match:
                 found = (int(match[1]), int(match[2]))
     return found

@@ -3,8 +3,9 @@
 
 The frozen app is also the process that parses untrusted spreadsheets (files/_isolated.py starts
 it again with its reader flag) and the one that sends a submission for the window
-(workflows/submission_process.py, with its sender flag): a frozen app has no Python to run `-c`
-with."""
+(workflows/submission_process.py, with its sender flag) and the one that commits the webhook
+receiver's events (webhooks/event_store.py, with its store flag): a frozen app has no Python to
+run `-c` with."""
 
 from optout_desk.files._isolated import run_if_reader_child
 
@@ -13,6 +14,10 @@ run_if_reader_child()
 from optout_desk.workflows.submission_process import run_if_sender_child  # noqa: E402
 
 run_if_sender_child()
+
+from optout_desk.webhooks.event_store import run_if_store_child  # noqa: E402
+
+run_if_store_child()
 
 from optout_desk.cli import main  # noqa: E402 - after the children have gone their way
 

@@ -9,7 +9,7 @@ id + contact id + date); a repeated delivery adds one to `deliveries`. Every ins
 new delivery takes the next `seq`, the cursor of the relay's pull API, so a client that pulls
 "after N" also sees updated delivery counts.
 
-Functions here run inside the caller's transaction (the receiver's group-commit writer, or the
+Functions here run inside the caller's transaction (the receiver's event store and writer, or the
 short transactions of the workflows): none of them commits.
 """
 

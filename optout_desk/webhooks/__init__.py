@@ -1,2 +1,3 @@
 """The webhook receiver (`optout-desk receive`): the Starlette app, the payload parsers,
-the group-commit writer and the uvicorn runner."""
+the event store (a child process that commits the deliveries), the group-commit writer of
+the receiver's own writes, and the uvicorn runner."""

@@ -11,7 +11,7 @@ serves every other route, see receiver.py). What it does, in order:
   read), one that does not arrive within BODY_TIMEOUT_S gets 408; a slow client holds up only
   its own request (the server is asynchronous);
 - a body the parser refuses gets 400 with the reason, and nothing is stored;
-- an event is committed through the group-commit writer (synchronous=FULL) before the 2xx:
+- an event is committed by the event store (event_store.py, synchronous=FULL) before the 2xx:
   "stored" (new) or "duplicate" (one more delivery of an event already there), with its
   delivery count; if it cannot be stored the answer is 503 and the platform sends it again.
 
@@ -24,7 +24,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from starlette.types import Receive, Scope, Send
@@ -55,6 +55,12 @@ def hook_token(path: str) -> str | None:
         if token and "/" not in token:
             return token
     return None
+
+
+class EventRecorder(Protocol):
+    """Stores one delivery, returning once it is committed (event_store.EventStore)."""
+
+    async def record(self, row: inbox.EventRow) -> inbox.Recorded: ...
 
 
 class _TooLarge(Exception):
@@ -172,9 +178,11 @@ class BodyDeadlines:
 class HookEndpoint:
     """The ASGI app for `POST /hooks/<token>` (the token is read from the path)."""
 
-    def __init__(self, writer: GroupCommitWriter, directory: SourceDirectory,
-                 stats: ReceiverStats, on_handshake: HandshakeHandler | None = None) -> None:
-        self._writer = writer
+    def __init__(self, writer: GroupCommitWriter, events: EventRecorder,
+                 directory: SourceDirectory, stats: ReceiverStats,
+                 on_handshake: HandshakeHandler | None = None) -> None:
+        self._writer = writer  # the handshake's writes
+        self._events = events
         self._directory = directory
         self._stats = stats
         self._on_handshake = on_handshake
@@ -228,7 +236,7 @@ class HookEndpoint:
         if isinstance(parsed, payloads.Handshake):
             return await self._handshake(source, parsed)
         try:
-            recorded = await self._writer.record(inbox.event_row(parsed))
+            recorded = await self._events.record(inbox.event_row(parsed))
         except Exception as exc:
             log.error("source %s: a delivery could not be stored: %s", source.name,
                       type(exc).__name__)

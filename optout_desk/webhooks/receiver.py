@@ -39,6 +39,7 @@ from optout_desk.webhooks.hooks import (
     BODY_TIMEOUT_S,
     MAX_BODY_BYTES,
     NOT_FOUND,
+    EventRecorder,
     HandshakeHandler,
     HookEndpoint,
     hook_token,
@@ -60,15 +61,17 @@ def _not_found() -> Response:
     return Response(NOT_FOUND, status_code=404, media_type="application/json")
 
 
-def create_app(writer: GroupCommitWriter, *, db_path: Path | None = None,
+def create_app(writer: GroupCommitWriter, event_store: EventRecorder, *,
+               db_path: Path | None = None,
                on_handshake: HandshakeHandler | None = None,
                heartbeat: dict[str, Any] | None = None) -> ReceiverApp:
-    """The ASGI app over a started writer (the runner owns both). `heartbeat` (the
+    """The ASGI app over a started writer (its few writes: heartbeat, webhook states) and
+    event store (every delivery); the runner owns both. `heartbeat` (the
     receiver's URL and pid) is written to the inbox settings every HEARTBEAT_S, so the
     desktop can tell a receiver is running in another process."""
     directory = SourceDirectory(db_path)
     stats = ReceiverStats()
-    hooks = HookEndpoint(writer, directory, stats, on_handshake)
+    hooks = HookEndpoint(writer, event_store, directory, stats, on_handshake)
 
     async def events(request: Request) -> Response:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")

@@ -4,8 +4,8 @@ webhooks on this computer", demo mode, tests).
 
 The listening socket is bound here, before uvicorn starts, so a port in use is a clear error
 (uvicorn would log and exit the process). uvicorn's access log is off: its lines carry the
-request path, and a hook's path is its secret. The group-commit writer starts before the first
-request and stops after the last answer went out.
+request path, and a hook's path is its secret. The event store's child process and the
+group-commit writer start before the first request and stop after the last answer went out.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import logging
 import os
 import signal
 import socket
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -28,6 +27,7 @@ import uvicorn
 from optout_desk import paths
 from optout_desk.core.errors import BadInputError
 from optout_desk.store import inbox
+from optout_desk.webhooks.event_store import EventStore
 from optout_desk.webhooks.receiver import HandshakeHandler, create_app
 from optout_desk.webhooks.writer import GroupCommitWriter
 
@@ -36,7 +36,6 @@ log = logging.getLogger(__name__)
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8787
 START_TIMEOUT_S = 15.0
-SWITCH_INTERVAL_S = 0.0005
 
 
 @dataclass(frozen=True)
@@ -76,6 +75,7 @@ class Receiver:
         self._socket: socket.socket | None = None
         self._server: uvicorn.Server | None = None
         self._writer: GroupCommitWriter | None = None
+        self._events: EventStore | None = None
         self._thread: threading.Thread | None = None
         self.port = 0
         self.app: Any = None
@@ -97,10 +97,6 @@ class Receiver:
     # -- life cycle ------------------------------------------------------------------------
 
     def _prepare(self) -> uvicorn.Server:
-        # The writer thread comes back from each fsync needing the GIL while the event loop
-        # parses requests; with CPython's default 5 ms switch interval it waits that long per
-        # commit, and every request of its batch with it.
-        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
         options = self.options
         family = socket.AF_INET6 if ":" in options.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
@@ -117,9 +113,16 @@ class Receiver:
         self.port = int(sock.getsockname()[1])
         writer = GroupCommitWriter(self._db_path).start()
         self._writer = writer
+        try:
+            events = EventStore(self._db_path).start()
+        except Exception:
+            writer.stop()
+            self._writer = None
+            raise
+        self._events = events
         heartbeat = {"url": self.base_url, "pid": os.getpid()}
-        self.app = create_app(writer, db_path=self._db_path, on_handshake=self._on_handshake,
-                              heartbeat=heartbeat)
+        self.app = create_app(writer, events, db_path=self._db_path,
+                              on_handshake=self._on_handshake, heartbeat=heartbeat)
         config = uvicorn.Config(
             self.app, log_config=None, access_log=False, lifespan="on",
             ssl_certfile=options.ssl_certfile, ssl_keyfile=options.ssl_keyfile,
@@ -178,6 +181,9 @@ class Receiver:
         self._finish()
 
     def _finish(self) -> None:
+        events, self._events = self._events, None
+        if events is not None:
+            events.stop()
         writer, self._writer = self._writer, None
         if writer is not None:
             try:  # tell the desktop nothing is receiving any more

@@ -1,22 +1,13 @@
-"""Group commit: one thread owns the inbox's write connection and commits in batches.
+"""Group commit for the receiver's few writes of its own: one thread owns a write connection.
 
-A request hands the writer either an event to store (`record()`, the receiver's hot path: the
-event's columns, built on the caller's thread) or an operation (a function of the connection:
-`run()`, `submit()`, `run_sync()`) and waits. The writer thread takes everything that has
-queued up meanwhile (up to max_batch) into one transaction: the operations run in turn, the
-events are inserted with one statement (store.inbox.record_rows), the transaction COMMITs with
-`synchronous=FULL` (the WAL is fsynced before COMMIT returns), and only then are the batch's
-requests resolved, with one call into each waiting event loop (call_soon_threadsafe per batch,
-not per request). So:
-
-- nothing is acknowledged before it is on disk: a kill -9 after a 2xx loses nothing;
-- 32 concurrent deliveries cost one fsync per batch, not one each (while one commit is being
-  fsynced, the next batch gathers), and a handful of statements, not three per event;
-- the writer thread does little Python per event: it shares the GIL with the event loop, and
-  every statement it steps releases and re-takes it;
-- a request that fails (a bug, a constraint) fails only itself: the batch is rolled back and
-  run again with a SAVEPOINT per request; a failed COMMIT fails the whole batch, and none of
-  it is acknowledged.
+The deliveries themselves are stored by the event store's child process (event_store.py); this
+writer takes the rest: the heartbeat, a CheckMarket webhook's state after its handshake. A
+request hands it an operation (a function of the connection: `run()` from the event loop,
+`submit()`/`run_sync()` from any thread) and waits. The writer thread takes everything queued
+meanwhile into one transaction, COMMITs with `synchronous=FULL` (the WAL is fsynced before
+COMMIT returns), and only then resolves the requests, with one call into each waiting event
+loop. An operation that fails fails only itself: the batch is rolled back and run again with a
+SAVEPOINT per operation; a failed COMMIT fails the whole batch.
 """
 
 from __future__ import annotations
@@ -31,7 +22,6 @@ from concurrent.futures import Future, InvalidStateError
 from pathlib import Path
 from typing import Any, TypeVar
 
-from optout_desk.store import inbox
 from optout_desk.store.db import connect
 
 log = logging.getLogger(__name__)
@@ -41,9 +31,9 @@ MAX_BATCH = 1000
 _STOP = object()
 
 Operation = Callable[[sqlite3.Connection], Any]
-# What is queued: (operation, or None for an event; the event's row; the future to settle;
-# the event loop that future belongs to, or None for a concurrent.futures.Future).
-_Request = tuple[Operation | None, inbox.EventRow | None, Any, asyncio.AbstractEventLoop | None]
+# What is queued: (the operation; the future to settle; the event loop that future belongs to,
+# or None for a concurrent.futures.Future).
+_Request = tuple[Operation, Any, asyncio.AbstractEventLoop | None]
 _Outcome = tuple[Any, BaseException | None]
 
 
@@ -91,22 +81,13 @@ class GroupCommitWriter:
 
     # -- requests --------------------------------------------------------------------------
 
-    async def record(self, row: inbox.EventRow) -> inbox.Recorded:
-        """Store one delivery (inbox.event_row()); returns once its batch is committed."""
-        if not self._accepting:
-            raise WriterStopped("The inbox writer is not running.")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[inbox.Recorded] = loop.create_future()
-        self._queue.put((None, row, future, loop))
-        return await future
-
     async def run(self, operation: Callable[[sqlite3.Connection], T]) -> T:
         """Run an operation in the next batch; returns once that batch is committed."""
         if not self._accepting:
             raise WriterStopped("The inbox writer is not running.")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.put((operation, None, future, loop))
+        self._queue.put((operation, future, loop))
         return await future
 
     def submit(self, operation: Callable[[sqlite3.Connection], T]) -> Future[T]:
@@ -115,7 +96,7 @@ class GroupCommitWriter:
         if not self._accepting:
             future.set_exception(WriterStopped("The inbox writer is not running."))
             return future
-        self._queue.put((operation, None, future, None))
+        self._queue.put((operation, future, None))
         return future
 
     def run_sync(self, operation: Callable[[sqlite3.Connection], T],
@@ -177,21 +158,11 @@ class GroupCommitWriter:
         self._settle(batch, outcomes)
 
     def _run_batch(self, conn: sqlite3.Connection, batch: list[_Request]) -> list[_Outcome]:
-        outcomes: list[_Outcome] = [(None, None)] * len(batch)
-        rows: list[inbox.EventRow] = []
-        where: list[int] = []
+        outcomes: list[_Outcome] = []
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for index, (operation, row, _future, _loop) in enumerate(batch):
-                if row is not None:
-                    rows.append(row)
-                    where.append(index)
-                elif operation is not None:
-                    outcomes[index] = (operation(conn), None)
-            if rows:
-                recorded = inbox.record_rows(conn, rows, inbox.utc_now())
-                for index, result in zip(where, recorded, strict=True):
-                    outcomes[index] = (result, None)
+            for operation, _future, _loop in batch:
+                outcomes.append((operation(conn), None))
         except Exception as exc:
             conn.execute("ROLLBACK")
             raise _OperationFailed() from exc
@@ -200,16 +171,11 @@ class GroupCommitWriter:
 
     def _run_isolated(self, conn: sqlite3.Connection, batch: list[_Request]) -> list[_Outcome]:
         outcomes: list[_Outcome] = []
-        received = inbox.utc_now()
         conn.execute("BEGIN IMMEDIATE")
-        for operation, row, _future, _loop in batch:
+        for operation, _future, _loop in batch:
             conn.execute("SAVEPOINT op")
             try:
-                if row is not None:
-                    result = inbox.record_rows(conn, [row], received)[0]
-                else:
-                    assert operation is not None
-                    result = operation(conn)
+                result = operation(conn)
             except Exception as exc:
                 conn.execute("ROLLBACK TO op")
                 conn.execute("RELEASE op")
@@ -242,8 +208,7 @@ class GroupCommitWriter:
         """Resolve a batch's requests: concurrent futures here, asyncio ones with one call
         into each loop (a loop wakes once per batch, not once per request)."""
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, Any, Any]]] = {}
-        for (_operation, _row, future, loop), (result, error) in zip(batch, outcomes,
-                                                                     strict=True):
+        for (_operation, future, loop), (result, error) in zip(batch, outcomes, strict=True):
             if loop is None:
                 _resolve(future, result, error)
             else:

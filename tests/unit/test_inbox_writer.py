@@ -1,7 +1,7 @@
-"""The group-commit writer over a real SQLite file: a batch is one transaction committed before
-any of its requests is resolved, one call wakes the waiting loop per batch, a failing request
-fails alone, the same event twice in a batch counts two deliveries, and store.inbox's batched
-record_rows() stores exactly what record() one at a time does."""
+"""The group-commit writer (the receiver's own writes) over a real SQLite file: a batch is one
+transaction committed before any of its requests is resolved, one call wakes the waiting loop
+per batch, a failing request fails alone; and store.inbox's batched record_rows() stores exactly
+what record() one at a time does (the event store's child commits with it)."""
 
 from __future__ import annotations
 
@@ -70,82 +70,71 @@ def _hold(writer: GroupCommitWriter) -> threading.Event:
     return release
 
 
+def _setting(name: str) -> Any:
+    return lambda conn: inbox.set_setting(conn, name, "on")
+
+
+def _settings(db_path: Path) -> list[str]:
+    conn = sqlite3.connect(db_path)
+    try:
+        return [r[0] for r in conn.execute("SELECT name FROM inbox_settings ORDER BY name")]
+    finally:
+        conn.close()
+
+
 def test_a_batch_is_committed_before_any_of_it_is_acknowledged(
         writer: GroupCommitWriter, db_path: Path) -> None:
     seen_at_resolution: list[int] = []
 
-    async def deliver_all() -> list[inbox.Recorded]:
+    async def run_all() -> list[Any]:
         release = _hold(writer)
-        tasks = [asyncio.ensure_future(writer.record(inbox.event_row(_event(n))))
-                 for n in range(30)]
+        tasks = [asyncio.ensure_future(writer.run(_setting(f"k{n:02d}"))) for n in range(30)]
         await asyncio.sleep(0.05)  # all 30 queued behind the held operation
         release.set()
         first = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         # The moment the first is resolved, a fresh reader already sees all 30 on disk.
-        seen_at_resolution.append(len(_rows(db_path)))
+        seen_at_resolution.append(len(_settings(db_path)))
         assert first
         return list(await asyncio.gather(*tasks))
 
     batches, calls = writer.batches, writer.loop_calls
-    recorded = asyncio.run(deliver_all())
+    asyncio.run(run_all())
     assert seen_at_resolution == [30]
-    assert [r.deliveries for r in recorded] == [1] * 30
     assert writer.batches - batches == 2  # the held operation's batch, then all 30 at once
     assert writer.loop_calls - calls == 1  # and one wake-up of the loop for the 30
-    assert sorted(seq for *_rest, seq in _rows(db_path)) == list(range(1, 31))
-
-
-def test_the_same_event_twice_in_a_batch_counts_two_deliveries(
-        writer: GroupCommitWriter, db_path: Path) -> None:
-    async def deliver() -> list[inbox.Recorded]:
-        release = _hold(writer)
-        rows = [inbox.event_row(e) for e in (_event(1), _event(2), _event(1),
-                                             _event(1, source="other"), _event(1))]
-        tasks = [asyncio.ensure_future(writer.record(row)) for row in rows]
-        await asyncio.sleep(0.05)
-        release.set()
-        return list(await asyncio.gather(*tasks))
-
-    recorded = asyncio.run(deliver())
-    assert [(r.deliveries, r.created) for r in recorded] == [
-        (1, True), (1, True), (2, False), (1, True), (3, False)]
-    assert recorded[0].row_id == recorded[2].row_id == recorded[4].row_id
-    stored = {(source, event_id): deliveries for source, event_id, deliveries, _seq
-              in _rows(db_path)}
-    assert list(stored.values()) == [3, 1, 1]
 
 
 def test_a_failing_request_fails_alone(writer: GroupCommitWriter, db_path: Path) -> None:
     def broken(_conn: sqlite3.Connection) -> None:
         raise ValueError("a bug")
 
-    async def deliver() -> list[Any]:
+    async def run() -> list[Any]:
         release = _hold(writer)
-        tasks = [asyncio.ensure_future(writer.record(inbox.event_row(_event(1)))),
+        tasks = [asyncio.ensure_future(writer.run(_setting("first"))),
                  asyncio.ensure_future(writer.run(broken)),
-                 asyncio.ensure_future(writer.record(inbox.event_row(_event(2))))]
+                 asyncio.ensure_future(writer.run(_setting("second")))]
         await asyncio.sleep(0.05)
         release.set()
         return list(await asyncio.gather(*tasks, return_exceptions=True))
 
-    first, failed, second = asyncio.run(deliver())
+    first, failed, second = asyncio.run(run())
     assert isinstance(failed, ValueError)
-    assert (first.deliveries, second.deliveries) == (1, 1)
-    assert len(_rows(db_path)) == 2
+    assert first is None and second is None
+    assert _settings(db_path) == ["first", "second"]
 
 
 def test_a_stopped_writer_refuses_and_stores_nothing(db_path: Path) -> None:
     writer = GroupCommitWriter(db_path).start()
     writer.stop()
 
-    async def deliver() -> None:
-        await writer.record(inbox.event_row(_event(1)))
+    async def run() -> None:
+        await writer.run(_setting("late"))
 
     with pytest.raises(WriterStopped, match="not running"):
-        asyncio.run(deliver())
+        asyncio.run(run())
     with pytest.raises(WriterStopped):
-        writer.run_sync(lambda conn: None)
-    assert _rows(db_path) == []
+        writer.run_sync(_setting("late"))
+    assert _settings(db_path) == []
 
 
 def test_record_rows_stores_what_record_one_at_a_time_stores(tmp_path: Path) -> None:
