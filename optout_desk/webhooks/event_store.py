@@ -28,6 +28,7 @@ import collections
 import logging
 import os
 import pickle
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -289,6 +290,9 @@ def run_if_store_child() -> None:
 
 def child_main(request: dict[str, Any]) -> None:
     """The child: batches of rows from stdin, each committed, then answered on stdout."""
+    # Ctrl+C in the terminal reaches the whole process group: the parent decides when this
+    # child ends (it closes stdin), so nothing half-done is left by the keystroke.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     writer = FrameWriter(take_stdout())
     try:
         paths.set_data_dir(Path(request["data_dir"]))

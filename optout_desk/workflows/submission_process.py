@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import pickle
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -180,6 +181,9 @@ def run_if_sender_child() -> None:
 def child_main(request: dict[str, Any]) -> None:
     """The child: send the submission, report on stdout, take cancels from stdin. A failure
     is reported as a sentence; it never raises."""
+    # Ctrl+C in the terminal reaches the whole process group: the parent decides when this
+    # child ends (it closes stdin), so nothing half-done is left by the keystroke.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     writer = FrameWriter(take_stdout())
     try:
         paths.set_data_dir(Path(request["data_dir"]))

@@ -154,3 +154,21 @@ def test_a_loop_that_cannot_watch_a_pipe_gets_the_answers_from_a_thread(
     recorded = asyncio.run(deliver())
     assert [r.deliveries for r in recorded] == [1] * 50
     assert len(_stored(db_path)) == 50
+
+
+def test_ctrl_c_in_the_terminal_does_not_end_the_child(store: EventStore, db_path: Path) -> None:
+    """The receiver decides when the child ends (at its own clean stop), not the keystroke
+    that reaches the whole process group."""
+    import signal
+    import time
+
+    process = store._process
+    assert process is not None
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    assert process.poll() is None
+
+    async def deliver() -> inbox.Recorded:
+        return await store.record(inbox.event_row(_event(1)))
+
+    assert asyncio.run(deliver()).deliveries == 1
