@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from optout_desk import paths
+from optout_desk.core.errors import DeskError
 from optout_desk.frames import FRAME, FrameWriter, take_stdout
 from optout_desk.store import inbox
 from optout_desk.webhooks.writer import WriterStopped
@@ -52,6 +53,14 @@ _CHILD_CODE = (
 DEPTH = 2  # batches handed to the child at once (measured: 3 is no faster than 2)
 MAX_BATCH = 1000
 START_TIMEOUT_S = 30.0
+
+class EventStoreUnavailable(WriterStopped, DeskError):
+    """The child could not open the database: the receiver cannot store, so it does not start
+    (a delivery that finds it so gets 503)."""
+
+    def __init__(self, message: str) -> None:
+        DeskError.__init__(self, message)
+
 
 _Waiting = tuple[inbox.EventRow, "asyncio.Future[inbox.Recorded]"]
 
@@ -102,7 +111,9 @@ class EventStore:
         if first is None or first[0] != "ready":
             _end(process, 5)
             reason = first[1] if first is not None else "it ended at once"
-            raise WriterStopped(f"The inbox's event store could not start ({reason}).")
+            raise EventStoreUnavailable(
+                f"The inbox's event store could not start ({reason}); check the data folder "
+                "and its database, then start the receiver again.")
         self._process = process
         self._attached = None
 

@@ -111,15 +111,12 @@ class Receiver:
         sock.set_inheritable(True)
         self._socket = sock
         self.port = int(sock.getsockname()[1])
-        writer = GroupCommitWriter(self._db_path).start()
-        self._writer = writer
         try:
-            events = EventStore(self._db_path).start()
-        except Exception:
-            writer.stop()
-            self._writer = None
+            writer = self._writer = GroupCommitWriter(self._db_path).start()
+            events = self._events = EventStore(self._db_path).start()
+        except Exception:  # the database cannot be written: nothing stays open
+            self._finish()
             raise
-        self._events = events
         heartbeat = {"url": self.base_url, "pid": os.getpid()}
         self.app = create_app(writer, events, db_path=self._db_path,
                               on_handshake=self._on_handshake, heartbeat=heartbeat)

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from optout_desk.core.errors import DeskError
 from optout_desk.store import inbox
 from optout_desk.store.db import connect
 from optout_desk.webhooks.event_store import EventStore
@@ -136,8 +137,9 @@ def test_a_stopped_store_refuses_and_stores_nothing(db_path: Path) -> None:
 
 def test_a_store_that_cannot_open_the_database_says_why(tmp_path: Path) -> None:
     (tmp_path / "not-a-database").write_bytes(b"this is no SQLite file" * 100)
-    with pytest.raises(WriterStopped, match="could not start"):
+    with pytest.raises(DeskError, match=r"could not start.*not a database") as raised:
         EventStore(tmp_path / "not-a-database").start()
+    assert isinstance(raised.value, WriterStopped)  # a delivery that meets it gets 503
 
 
 def test_a_loop_that_cannot_watch_a_pipe_gets_the_answers_from_a_thread(
