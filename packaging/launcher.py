@@ -1,23 +1,28 @@
 """The frozen app's entry point: PyInstaller freezes a script, and this one is the same as
 `python -m optout_desk` (the spec collects the whole optout_desk package next to it).
 
-The frozen app is also the process that parses untrusted spreadsheets (files/_isolated.py starts
-it again with its reader flag) and the one that sends a submission for the window
-(workflows/submission_process.py, with its sender flag) and the one that commits the webhook
-receiver's events (webhooks/event_store.py, with its store flag): a frozen app has no Python to
-run `-c` with."""
+The frozen app is also each child process of the desk (a frozen app has no Python to run `-c`
+with), started again with one flag as its only argument: the reader that parses untrusted
+spreadsheets (files/_isolated.py), the sender of the window's submissions
+(workflows/submission_process.py) and the store of the webhook receiver's events
+(webhooks/event_store.py). The flag is looked at before anything is imported: every start of
+the app would otherwise pay for the children's imports (keyring, SQLite: a quarter second).
+"""
 
-from optout_desk.files._isolated import run_if_reader_child
+import sys
 
-run_if_reader_child()
+# Each is its module's READER_FLAG / SENDER_FLAG / STORE_FLAG (tests/unit/test_launcher.py).
+_CHILDREN = {
+    "--optout-desk-file-reader": "optout_desk.files._isolated:run_if_reader_child",
+    "--optout-desk-sender": "optout_desk.workflows.submission_process:run_if_sender_child",
+    "--optout-desk-event-store": "optout_desk.webhooks.event_store:run_if_store_child",
+}
 
-from optout_desk.workflows.submission_process import run_if_sender_child  # noqa: E402
+if len(sys.argv) == 2 and sys.argv[1] in _CHILDREN:
+    import importlib
 
-run_if_sender_child()
-
-from optout_desk.webhooks.event_store import run_if_store_child  # noqa: E402
-
-run_if_store_child()
+    module, function = _CHILDREN[sys.argv[1]].split(":")
+    getattr(importlib.import_module(module), function)()  # runs the child, then exits
 
 from optout_desk.cli import main  # noqa: E402 - after the children have gone their way
 
