@@ -13,16 +13,15 @@ import sys
 
 # Each is its module's READER_FLAG / SENDER_FLAG / STORE_FLAG (tests/unit/test_launcher.py).
 _CHILDREN = {
-    "--optout-desk-file-reader": "optout_desk.files._isolated:run_if_reader_child",
-    "--optout-desk-sender": "optout_desk.workflows.submission_process:run_if_sender_child",
-    "--optout-desk-event-store": "optout_desk.webhooks.event_store:run_if_store_child",
+    "--optout-desk-file-reader": "optout_desk.files._isolated",
+    "--optout-desk-sender": "optout_desk.workflows.submission_process",
+    "--optout-desk-event-store": "optout_desk.webhooks.event_store",
 }
 
 if len(sys.argv) == 2 and sys.argv[1] in _CHILDREN:
-    import importlib
+    from optout_desk.frames import run_child
 
-    module, function = _CHILDREN[sys.argv[1]].split(":")
-    getattr(importlib.import_module(module), function)()  # runs the child, then exits
+    run_child(_CHILDREN[sys.argv[1]])  # the module's child_main, then exit
 
 from optout_desk.cli import main  # noqa: E402 - after the children have gone their way
 

@@ -31,19 +31,15 @@ from typing import Any
 
 from optout_desk.core.errors import BadInputError, Cancelled, DeskError
 from optout_desk.core.progress import NEVER_CANCELLED, CancelToken
-from optout_desk.frames import FrameWriter, read_frames, take_stdout
+from optout_desk.frames import FrameWriter, read_frames, start_child, take_stdout
 
 from . import limits
 
 _POLL_SECONDS = 0.05
 _WATCH_EVERY_SECONDS = 0.1
-# The frozen app (PyInstaller) has no Python to run `-c` with: its entry point runs the child
-# when it is started with this as its only argument (packaging/launcher.py).
+# The frozen app (PyInstaller) has no Python to run `-c` with: it runs the child when started
+# with this as its only argument (packaging/launcher.py).
 READER_FLAG = "--optout-desk-file-reader"
-_CHILD_CODE = (
-    "import pickle, sys; request = pickle.load(sys.stdin.buffer); sys.path[:] = request[0]; "
-    "from optout_desk.files._isolated import child_main; child_main(request)"
-)
 
 
 class ReaderProcess:
@@ -70,10 +66,7 @@ class ReaderProcess:
             raise Cancelled()
         # A plain child (not multiprocessing's): nothing of the caller's __main__ is imported
         # into it, so it starts the same under a script, pytest, the GUI or the frozen app.
-        process = subprocess.Popen(
-            child_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL, close_fds=True,
-        )
+        process = start_child(READER_FLAG, __name__, (self.job, self.args, self.address_limit))
         frames: queue.Queue[bytes | None] = queue.Queue()
         reader = threading.Thread(target=read_frames, args=(process.stdout, frames),
                                   name="reader-pipe", daemon=True)
@@ -81,9 +74,7 @@ class ReaderProcess:
         try:
             assert process.stdin is not None
             try:
-                pickle.dump((list(sys.path), self.job, self.args, self.address_limit),
-                            process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
-                process.stdin.close()
+                process.stdin.close()  # the request is all it is told
             except OSError:
                 pass  # the child has already ended; its exit code says how
             return self._receive(process, frames)
@@ -135,19 +126,6 @@ class ReaderProcess:
                     f"'{self.path.name}' could not be read ({payload}); open it in its program "
                     "and save it again, or export the list as .csv."
                 )
-
-
-def child_command() -> list[str]:
-    if getattr(sys, "frozen", False):
-        return [sys.executable, READER_FLAG]
-    return [sys.executable, "-c", _CHILD_CODE]
-
-
-def run_if_reader_child() -> None:
-    """For the frozen app's entry point: when started as the reader child, be it and exit."""
-    if sys.argv[1:] == [READER_FLAG]:
-        child_main(pickle.load(sys.stdin.buffer))
-        raise SystemExit(0)
 
 
 class _Watchdog:
@@ -207,9 +185,9 @@ def _ended(path: Path, exitcode: int | None, limit: int) -> BadInputError:
 # ---------------------------------------------------------------- the child
 
 
-def child_main(request: tuple[list[str], str, tuple[Any, ...], int]) -> None:
+def child_main(request: tuple[str, tuple[Any, ...], int]) -> None:
     """The child process: bound itself, run the job, report on its stdout. Never raises."""
-    _, job, args, memory_limit = request
+    job, args, memory_limit = request
     _limit_memory(memory_limit)
     # Millions of row lists, none of them garbage, in a process that lives for one read: the
     # cyclic collector would re-scan them all again and again (seconds per million rows).

@@ -38,18 +38,13 @@ from typing import Any
 
 from optout_desk import paths
 from optout_desk.core.errors import DeskError
-from optout_desk.frames import FRAME, FrameWriter, take_stdout
+from optout_desk.frames import FRAME, FrameWriter, end_child, read_frame, start_child, take_stdout
 from optout_desk.store import inbox
 from optout_desk.webhooks.writer import WriterStopped
 
 log = logging.getLogger(__name__)
 
-STORE_FLAG = "--optout-desk-event-store"
-_CHILD_CODE = (
-    "import pickle, sys; request = pickle.load(sys.stdin.buffer); "
-    "sys.path[:] = request['sys_path']; "
-    "from optout_desk.webhooks.event_store import child_main; child_main(request)"
-)
+STORE_FLAG = "--optout-desk-event-store"  # the frozen app's way to start it (launcher.py)
 DEPTH = 2  # batches handed to the child at once (measured: 3 is no faster than 2)
 MAX_BATCH = 1000
 START_TIMEOUT_S = 30.0
@@ -92,24 +87,17 @@ class EventStore:
         self._accepting = False
         process, self._process = self._process, None
         if process is not None:
-            _end(process, timeout)
+            end_child(process, timeout)
         log.info("inbox event store: %d events in %d commits", self.events, self.batches)
 
     def _spawn(self) -> None:
-        process = subprocess.Popen(child_command(), stdin=subprocess.PIPE,
-                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                   close_fds=True)
-        assert process.stdin is not None and process.stdout is not None
-        try:
-            pickle.dump({"sys_path": list(sys.path), "data_dir": str(paths.data_dir()),
-                         "db_path": str(self._db_path) if self._db_path else None},
-                        process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
-            process.stdin.flush()
-        except OSError:
-            pass  # it has ended already: its pipe says how
+        process = start_child(STORE_FLAG, __name__, {
+            "data_dir": str(paths.data_dir()),
+            "db_path": str(self._db_path) if self._db_path else None})
+        assert process.stdout is not None
         first = _read_one(process.stdout)
         if first is None or first[0] != "ready":
-            _end(process, 5)
+            end_child(process, 5)
             reason = first[1] if first is not None else "it ended at once"
             raise EventStoreUnavailable(
                 f"The inbox's event store could not start ({reason}); check the data folder "
@@ -257,43 +245,8 @@ class EventStore:
 
 def _read_one(stream: Any) -> tuple[str, Any] | None:
     """The child's next answer, or None when its stdout closed."""
-    header = stream.read(FRAME.size)
-    if len(header) < FRAME.size:
-        return None
-    (size,) = FRAME.unpack(header)
-    body = stream.read(size)
-    if len(body) < size:
-        return None
-    kind, payload = pickle.loads(body)
-    return kind, payload
-
-
-def _end(process: subprocess.Popen[bytes], timeout: float) -> None:
-    try:
-        if process.stdin is not None:
-            process.stdin.close()
-    except OSError:
-        pass
-    try:
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(5)
-    if process.stdout is not None:
-        process.stdout.close()
-
-
-def child_command() -> list[str]:
-    if getattr(sys, "frozen", False):
-        return [sys.executable, STORE_FLAG]
-    return [sys.executable, "-c", _CHILD_CODE]
-
-
-def run_if_store_child() -> None:
-    """For the frozen app's entry point: when started as the event store, be it and exit."""
-    if sys.argv[1:] == [STORE_FLAG]:
-        child_main(pickle.load(sys.stdin.buffer))
-        raise SystemExit(0)
+    frame = read_frame(stream)
+    return None if frame is None else pickle.loads(frame)
 
 
 # ---------------------------------------------------------------- the child

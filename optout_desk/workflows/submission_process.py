@@ -38,23 +38,16 @@ from typing import TYPE_CHECKING, Any
 from optout_desk import paths, secrets
 from optout_desk.core.errors import DeskError
 from optout_desk.core.progress import NEVER_CANCELLED, CancelToken, Progress
-from optout_desk.frames import FrameWriter, read_frames, take_stdout
+from optout_desk.frames import FrameWriter, end_child, read_frames, start_child, take_stdout
 
 if TYPE_CHECKING:  # the frozen app's entry point imports this module before anything else
     from optout_desk.workflows.submission import ProgressFor, SubmissionOutcome
 
 log = logging.getLogger(__name__)
 
-# The frozen app (PyInstaller) has no Python to run `-c` with: its entry point becomes the
-# sender when started with this as its only argument (packaging/launcher.py).
+# The frozen app (PyInstaller) has no Python to run `-c` with: it becomes the sender when
+# started with this as its only argument (packaging/launcher.py).
 SENDER_FLAG = "--optout-desk-sender"
-# The request is plain data (no class of the project), so the child can unpickle it before
-# it knows where the project is.
-_CHILD_CODE = (
-    "import pickle, sys; request = pickle.load(sys.stdin.buffer); "
-    "sys.path[:] = request['sys_path']; "
-    "from optout_desk.workflows.submission_process import child_main; child_main(request)"
-)
 _POLL_SECONDS = 0.05
 # A destination's progress goes up at most this often (the window redraws at 10 Hz).
 _PROGRESS_EVERY_SECONDS = 0.1
@@ -75,16 +68,13 @@ def execute_submission_isolated(
     """submission.execute_submission(...) run by a child process; the same outcome."""
     names = list(plan_ids)
     request = {
-        "sys_path": list(sys.path),
         "data_dir": str(paths.data_dir()),
         "plan_ids": dict(plan_ids),
         "submission_id": submission_id,
         "session_secrets": secrets.session_secrets(names),
     }
     try:
-        process = subprocess.Popen(child_command(), stdin=subprocess.PIPE,
-                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                   close_fds=True)
+        process = start_child(SENDER_FLAG, __name__, request)
     except OSError as exc:  # nothing was sent: the plans wait, journaled, for a resume
         raise DeskError(f"The sending process could not start ({exc.strerror or exc}); "
                         "nothing was sent. Try again, or send from the command line with "
@@ -96,25 +86,10 @@ def execute_submission_isolated(
     assert process.stdin is not None
     stdin = process.stdin
     try:
-        try:
-            pickle.dump(request, stdin, protocol=pickle.HIGHEST_PROTOCOL)
-            stdin.flush()
-        except OSError:
-            pass  # the child has already ended; its pipe says how
         return _relay(process, frames, stdin, progress, cancel, dict(cancel_each or {}))
     finally:
-        try:
-            stdin.close()  # the child's signal to cancel whatever it still does
-        except OSError:
-            pass
-        try:
-            process.wait(_GRACE_SECONDS)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+        end_child(process, _GRACE_SECONDS)  # stdin's end: the child cancels what it still does
         reader.join(5)
-        if process.stdout is not None:
-            process.stdout.close()
 
 
 def _relay(process: subprocess.Popen[bytes], frames: queue.Queue[bytes | None], stdin: Any,
@@ -160,19 +135,6 @@ def _pass_cancels(stdin: Any, cancel: CancelToken, cancel_each: dict[str, Cancel
             stdin.flush()
         except OSError:
             pass  # the child has ended; its pipe says how
-
-
-def child_command() -> list[str]:
-    if getattr(sys, "frozen", False):
-        return [sys.executable, SENDER_FLAG]
-    return [sys.executable, "-c", _CHILD_CODE]
-
-
-def run_if_sender_child() -> None:
-    """For the frozen app's entry point: when started as the sender, be it and exit."""
-    if sys.argv[1:] == [SENDER_FLAG]:
-        child_main(pickle.load(sys.stdin.buffer))
-        raise SystemExit(0)
 
 
 # ---------------------------------------------------------------- the child

@@ -15,31 +15,20 @@ import pytest
 
 from optout_desk.core.errors import DeskError
 from optout_desk.store import inbox
-from optout_desk.store.db import connect
 from optout_desk.webhooks.event_store import EventStore
 from optout_desk.webhooks.writer import WriterStopped
 from tests.unit.test_inbox_writer import _event
 
 
 @pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    path = tmp_path / "desk.sqlite3"
-    conn = connect(path)
-    for name in ("lox", "other"):
-        inbox.add_source(conn, name, "lox24", inbox.hash_token(name))
-    conn.close()
-    return path
-
-
-@pytest.fixture
-def store(db_path: Path) -> Any:
-    started = EventStore(db_path).start()
+def store(inbox_db_path: Path) -> Any:
+    started = EventStore(inbox_db_path).start()
     yield started
     started.stop()
 
 
-def _stored(db_path: Path) -> dict[int, int]:
-    conn = sqlite3.connect(db_path)
+def _stored(inbox_db_path: Path) -> dict[int, int]:
+    conn = sqlite3.connect(inbox_db_path)
     try:
         return dict(conn.execute("SELECT id, deliveries FROM inbox_events").fetchall())
     finally:
@@ -47,14 +36,14 @@ def _stored(db_path: Path) -> dict[int, int]:
 
 
 def test_every_delivery_is_on_disk_when_it_is_acknowledged_and_they_share_commits(
-        store: EventStore, db_path: Path) -> None:
+        store: EventStore, inbox_db_path: Path) -> None:
     late: list[int] = []
 
     async def deliver_all() -> list[inbox.Recorded]:
         async def one(n: int) -> inbox.Recorded:
             recorded = await store.record(inbox.event_row(_event(n)))
             # A fresh reader, the moment this one is acknowledged: it is there.
-            if _stored(db_path).get(recorded.row_id) != recorded.deliveries:
+            if _stored(inbox_db_path).get(recorded.row_id) != recorded.deliveries:
                 late.append(n)
             return recorded
 
@@ -67,7 +56,7 @@ def test_every_delivery_is_on_disk_when_it_is_acknowledged_and_they_share_commit
     assert store.events == 200 and store.batches < 50  # group commit, not one fsync each
 
 
-def test_the_same_event_twice_counts_two_deliveries(store: EventStore, db_path: Path) -> None:
+def test_the_same_event_twice_counts_two_deliveries(store: EventStore, inbox_db_path: Path) -> None:
     rows = [inbox.event_row(e) for e in (_event(1), _event(2), _event(1),
                                          _event(1, source="other"), _event(1))]
 
@@ -78,10 +67,10 @@ def test_the_same_event_twice_counts_two_deliveries(store: EventStore, db_path: 
     assert [(r.deliveries, r.created) for r in recorded] == [
         (1, True), (1, True), (2, False), (1, True), (3, False)]
     assert recorded[0].row_id == recorded[2].row_id == recorded[4].row_id
-    assert sorted(_stored(db_path).values()) == [1, 1, 3]
+    assert sorted(_stored(inbox_db_path).values()) == [1, 1, 3]
 
 
-def test_a_row_that_fails_fails_alone(store: EventStore, db_path: Path) -> None:
+def test_a_row_that_fails_fails_alone(store: EventStore, inbox_db_path: Path) -> None:
     broken = (None, *inbox.event_row(_event(2))[1:])  # no source: NOT NULL refuses it
 
     async def deliver() -> list[Any]:
@@ -92,11 +81,11 @@ def test_a_row_that_fails_fails_alone(store: EventStore, db_path: Path) -> None:
     first, failed, third = asyncio.run(deliver())
     assert isinstance(failed, RuntimeError) and "could not be stored" in str(failed)
     assert (first.deliveries, third.deliveries) == (1, 1)
-    assert len(_stored(db_path)) == 2
+    assert len(_stored(inbox_db_path)) == 2
 
 
 def test_a_killed_child_fails_what_waited_and_the_next_delivery_starts_a_new_one(
-        store: EventStore, db_path: Path) -> None:
+        store: EventStore, inbox_db_path: Path) -> None:
     async def deliver() -> tuple[inbox.Recorded, list[Any], inbox.Recorded]:
         first = await store.record(inbox.event_row(_event(1)))
         process = store._process
@@ -118,13 +107,13 @@ def test_a_killed_child_fails_what_waited_and_the_next_delivery_starts_a_new_one
     assert first.deliveries == 1 and again.deliveries == 1
     for outcome in waiting:  # each either failed (503: sent again) or was stored: never lost
         assert isinstance(outcome, (WriterStopped, inbox.Recorded)), outcome
-    stored = _stored(db_path)
+    stored = _stored(inbox_db_path)
     assert first.row_id in stored and again.row_id in stored
     assert len(stored) == 2 + sum(isinstance(o, inbox.Recorded) for o in waiting)
 
 
-def test_a_stopped_store_refuses_and_stores_nothing(db_path: Path) -> None:
-    store = EventStore(db_path).start()
+def test_a_stopped_store_refuses_and_stores_nothing(inbox_db_path: Path) -> None:
+    store = EventStore(inbox_db_path).start()
     store.stop()
 
     async def deliver() -> None:
@@ -132,7 +121,7 @@ def test_a_stopped_store_refuses_and_stores_nothing(db_path: Path) -> None:
 
     with pytest.raises(WriterStopped, match="not running"):
         asyncio.run(deliver())
-    assert _stored(db_path) == {}
+    assert _stored(inbox_db_path) == {}
 
 
 def test_a_store_that_cannot_open_the_database_says_why(tmp_path: Path) -> None:
@@ -143,7 +132,7 @@ def test_a_store_that_cannot_open_the_database_says_why(tmp_path: Path) -> None:
 
 
 def test_a_loop_that_cannot_watch_a_pipe_gets_the_answers_from_a_thread(
-        store: EventStore, db_path: Path) -> None:
+        store: EventStore, inbox_db_path: Path) -> None:
     """Windows' proactor loop has no add_reader: a thread reads the child's answers there."""
     async def deliver() -> list[inbox.Recorded]:
         def cannot(*_args: Any) -> None:
@@ -155,10 +144,10 @@ def test_a_loop_that_cannot_watch_a_pipe_gets_the_answers_from_a_thread(
 
     recorded = asyncio.run(deliver())
     assert [r.deliveries for r in recorded] == [1] * 50
-    assert len(_stored(db_path)) == 50
+    assert len(_stored(inbox_db_path)) == 50
 
 
-def test_ctrl_c_in_the_terminal_does_not_end_the_child(store: EventStore, db_path: Path) -> None:
+def test_ctrl_c_in_the_terminal_does_not_end_the_child(store: EventStore) -> None:
     """The receiver decides when the child ends (at its own clean stop), not the keystroke
     that reaches the whole process group."""
     import signal

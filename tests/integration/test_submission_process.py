@@ -16,7 +16,7 @@ from typing import Any
 import psutil
 import pytest
 
-from optout_desk import secrets
+from optout_desk import frames, secrets
 from optout_desk.core.errors import DeskError
 from optout_desk.core.identifiers import normalise_email
 from optout_desk.core.plan import PlanInput
@@ -173,8 +173,8 @@ def test_a_sender_that_cannot_start_is_one_sentence_and_sends_nothing(
     box = sandbox_factory(records=3, seed=1)
     add("east", box, batch_size=4)
     saved = plan(["east"], 5)
-    monkeypatch.setattr(submission_process, "child_command",
-                        lambda: ["/nonexistent/optout-desk-sender"])
+    monkeypatch.setattr(frames, "child_command",
+                        lambda _flag, _module: ["/nonexistent/optout-desk-sender"])
     with pytest.raises(DeskError, match=r"could not start.*nothing was sent"):
         execute_submission_isolated(saved.plan_ids, submission_id=saved.id)
     assert box.state.submitted == []

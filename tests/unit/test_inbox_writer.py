@@ -31,29 +31,10 @@ def _event(n: int, source: str = "lox", **changes: Any) -> inbox.InboxEvent:
 
 
 @pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    path = tmp_path / "desk.sqlite3"
-    conn = connect(path)
-    for name in ("lox", "other"):
-        inbox.add_source(conn, name, "lox24", inbox.hash_token(name))
-    conn.close()
-    return path
-
-
-@pytest.fixture
-def writer(db_path: Path) -> Any:
-    started = GroupCommitWriter(db_path).start()
+def writer(inbox_db_path: Path) -> Any:
+    started = GroupCommitWriter(inbox_db_path).start()
     yield started
     started.stop()
-
-
-def _rows(db_path: Path) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(db_path)
-    try:
-        return conn.execute("SELECT source, event_id, deliveries, seq FROM inbox_events "
-                            "ORDER BY id").fetchall()
-    finally:
-        conn.close()
 
 
 def _hold(writer: GroupCommitWriter) -> threading.Event:
@@ -74,8 +55,8 @@ def _setting(name: str) -> Any:
     return lambda conn: inbox.set_setting(conn, name, "on")
 
 
-def _settings(db_path: Path) -> list[str]:
-    conn = sqlite3.connect(db_path)
+def _settings(inbox_db_path: Path) -> list[str]:
+    conn = sqlite3.connect(inbox_db_path)
     try:
         return [r[0] for r in conn.execute("SELECT name FROM inbox_settings ORDER BY name")]
     finally:
@@ -83,7 +64,7 @@ def _settings(db_path: Path) -> list[str]:
 
 
 def test_a_batch_is_committed_before_any_of_it_is_acknowledged(
-        writer: GroupCommitWriter, db_path: Path) -> None:
+        writer: GroupCommitWriter, inbox_db_path: Path) -> None:
     seen_at_resolution: list[int] = []
 
     async def run_all() -> list[Any]:
@@ -93,7 +74,7 @@ def test_a_batch_is_committed_before_any_of_it_is_acknowledged(
         release.set()
         first = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         # The moment the first is resolved, a fresh reader already sees all 30 on disk.
-        seen_at_resolution.append(len(_settings(db_path)))
+        seen_at_resolution.append(len(_settings(inbox_db_path)))
         assert first
         return list(await asyncio.gather(*tasks))
 
@@ -104,7 +85,7 @@ def test_a_batch_is_committed_before_any_of_it_is_acknowledged(
     assert writer.loop_calls - calls == 1  # and one wake-up of the loop for the 30
 
 
-def test_a_failing_request_fails_alone(writer: GroupCommitWriter, db_path: Path) -> None:
+def test_a_failing_request_fails_alone(writer: GroupCommitWriter, inbox_db_path: Path) -> None:
     def broken(_conn: sqlite3.Connection) -> None:
         raise ValueError("a bug")
 
@@ -120,11 +101,11 @@ def test_a_failing_request_fails_alone(writer: GroupCommitWriter, db_path: Path)
     first, failed, second = asyncio.run(run())
     assert isinstance(failed, ValueError)
     assert first is None and second is None
-    assert _settings(db_path) == ["first", "second"]
+    assert _settings(inbox_db_path) == ["first", "second"]
 
 
-def test_a_stopped_writer_refuses_and_stores_nothing(db_path: Path) -> None:
-    writer = GroupCommitWriter(db_path).start()
+def test_a_stopped_writer_refuses_and_stores_nothing(inbox_db_path: Path) -> None:
+    writer = GroupCommitWriter(inbox_db_path).start()
     writer.stop()
 
     async def run() -> None:
@@ -134,7 +115,7 @@ def test_a_stopped_writer_refuses_and_stores_nothing(db_path: Path) -> None:
         asyncio.run(run())
     with pytest.raises(WriterStopped):
         writer.run_sync(_setting("late"))
-    assert _settings(db_path) == []
+    assert _settings(inbox_db_path) == []
 
 
 def test_record_rows_stores_what_record_one_at_a_time_stores(tmp_path: Path) -> None:

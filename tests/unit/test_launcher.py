@@ -1,5 +1,5 @@
 """The frozen app's entry point knows every child process of the desk by its flag, and hands
-each to the function that runs it."""
+each to the module whose child_main runs it."""
 
 from __future__ import annotations
 
@@ -24,13 +24,11 @@ def _children() -> dict[str, str]:
     raise AssertionError("packaging/launcher.py has no _CHILDREN")
 
 
-def test_every_child_flag_leads_to_the_function_that_runs_it() -> None:
+def test_every_child_flag_leads_to_the_module_that_runs_it() -> None:
     assert _children() == {
-        _isolated.READER_FLAG: "optout_desk.files._isolated:run_if_reader_child",
-        submission_process.SENDER_FLAG:
-            "optout_desk.workflows.submission_process:run_if_sender_child",
-        event_store.STORE_FLAG: "optout_desk.webhooks.event_store:run_if_store_child",
+        _isolated.READER_FLAG: "optout_desk.files._isolated",
+        submission_process.SENDER_FLAG: "optout_desk.workflows.submission_process",
+        event_store.STORE_FLAG: "optout_desk.webhooks.event_store",
     }
-    for target in _children().values():
-        module, name = target.split(":")
-        assert callable(getattr(importlib.import_module(module), name))
+    for module in _children().values():
+        assert callable(importlib.import_module(module).child_main)

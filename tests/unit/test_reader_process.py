@@ -14,8 +14,9 @@ import pytest
 
 from optout_desk.core.errors import BadInputError, Cancelled
 from optout_desk.core.progress import CancelToken
-from optout_desk.files._isolated import ReaderProcess, child_command
+from optout_desk.files._isolated import READER_FLAG, ReaderProcess
 from optout_desk.files.spreadsheet import read_table
+from optout_desk.frames import child_command
 from tests.fixtures import hostile
 
 
@@ -88,6 +89,6 @@ def test_rows_arrive_in_blocks_and_the_child_ends(big_csv: Path) -> None:
 def test_the_child_is_a_plain_interpreter_not_the_callers_main() -> None:
     """multiprocessing's spawn would re-import the caller's __main__ (a script calling
     read_table at import time would start itself again); the reader runs `-c`."""
-    command = child_command()
+    command = child_command(READER_FLAG, "optout_desk.files._isolated")
     assert command[0] == sys.executable and command[1] == "-c"
     assert "child_main" in command[2]
