@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 STORE_FLAG = "--optout-desk-event-store"  # the frozen app's way to start it (launcher.py)
 DEPTH = 2  # batches handed to the child at once (measured: 3 is no faster than 2)
 MAX_BATCH = 1000
-START_TIMEOUT_S = 30.0
+START_TIMEOUT_S = 30.0  # for the child to open the database and say it is ready
 
 class EventStoreUnavailable(WriterStopped, DeskError):
     """The child could not open the database: the receiver cannot store, so it does not start
@@ -94,8 +94,7 @@ class EventStore:
         process = start_child(STORE_FLAG, __name__, {
             "data_dir": str(paths.data_dir()),
             "db_path": str(self._db_path) if self._db_path else None})
-        assert process.stdout is not None
-        first = _read_one(process.stdout)
+        first = _first_answer(process, START_TIMEOUT_S)
         if first is None or first[0] != "ready":
             end_child(process, 5)
             reason = first[1] if first is not None else "it ended at once"
@@ -241,6 +240,25 @@ class EventStore:
         for _row, future in waiting:
             if not future.done():
                 future.set_exception(error)
+
+
+def _first_answer(process: subprocess.Popen[bytes], timeout: float
+                  ) -> tuple[str, Any] | None:
+    """The child's first answer ("ready", or "failed" and why), waited for at most `timeout`:
+    a child that hangs (a database locked by a stuck process, a frozen disk) is killed and
+    said so, instead of keeping the receiver from starting, or answering, for ever."""
+    assert process.stdout is not None
+    stdout = process.stdout
+    answers: list[tuple[str, Any] | None] = []
+    reader = threading.Thread(target=lambda: answers.append(_read_one(stdout)),
+                              name="event-store-start", daemon=True)
+    reader.start()
+    reader.join(timeout)
+    if reader.is_alive():
+        process.kill()  # its pipe closes: the reader thread ends
+        reader.join(5)
+        return "failed", f"it did not answer within {timeout:g} s"
+    return answers[0] if answers else None
 
 
 def _read_one(stream: Any) -> tuple[str, Any] | None:

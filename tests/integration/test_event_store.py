@@ -131,6 +131,33 @@ def test_a_store_that_cannot_open_the_database_says_why(tmp_path: Path) -> None:
     assert isinstance(raised.value, WriterStopped)  # a delivery that meets it gets 503
 
 
+def test_a_child_that_never_answers_is_killed_and_said_so(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A child stuck before it is ready (a frozen disk, a database another process holds)
+    must not keep the receiver from starting for ever."""
+    import subprocess
+    import sys
+    import time
+
+    from optout_desk.webhooks import event_store
+
+    started: list[subprocess.Popen[bytes]] = []
+
+    def stuck(*_args: Any) -> subprocess.Popen[bytes]:
+        process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        started.append(process)
+        return process
+
+    monkeypatch.setattr(event_store, "start_child", stuck)
+    monkeypatch.setattr(event_store, "START_TIMEOUT_S", 0.5)
+    began = time.monotonic()
+    with pytest.raises(DeskError, match=r"did not answer within 0.5 s"):
+        EventStore(tmp_path / "inbox.sqlite3").start()
+    assert time.monotonic() - began < 10
+    assert started[0].poll() is not None  # killed, not left behind
+
+
 def test_a_loop_that_cannot_watch_a_pipe_gets_the_answers_from_a_thread(
         store: EventStore, inbox_db_path: Path) -> None:
     """Windows' proactor loop has no add_reader: a thread reads the child's answers there."""
