@@ -9,7 +9,9 @@ answers 200 without reading or storing anything, in the same run, on the same uv
 Targets (issue 12): at least half the bare rate, p99 time to acknowledge <= 100 ms, at 32
 concurrent senders. Each server runs in its own process; the load comes from one asyncio
 process over 32 keep-alive connections with a minimal HTTP/1.1 client (an httpx client would
-be the bottleneck, not the servers).
+be the bottleneck, not the servers). Beside each rate: the CPU time per delivery of the server
+(with its event store child) and of the sender, and how much of the machine's cores stayed
+idle: the servers and the sender share the cores, so a rate is bounded by their sum.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import psutil
 
 from bench.reliability_receiver import free_port
 from optout_desk.sandbox.lox24 import generate_events
@@ -107,6 +110,38 @@ async def _sender(port: int, path: str, bodies: list[bytes], latencies: list[flo
         writer.close()
 
 
+def _cpu_seconds(process: psutil.Process) -> float:
+    """CPU time of a server and its children (the receiver's event store)."""
+    total = 0.0
+    for each in (process, *process.children(recursive=True)):
+        try:
+            times = each.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def load_measured(server: subprocess.Popen[bytes], port: int, path: str,
+                  bodies: list[bytes]) -> dict[str, float]:
+    """load() plus where the CPU went: microseconds per delivery in the server (with its
+    children), in this load generator, and the share of both cores left idle. Servers and
+    sender share the machine's cores, so these say what bounds a rate."""
+    process = psutil.Process(server.pid)
+    server_before, own_before = _cpu_seconds(process), os.times()
+    machine_before = psutil.cpu_times()
+    figures = load(port, path, bodies)
+    machine_after = psutil.cpu_times()
+    own_after = os.times()
+    count = len(bodies)
+    figures["server_us"] = 1e6 * (_cpu_seconds(process) - server_before) / count
+    figures["sender_us"] = 1e6 * ((own_after.user - own_before.user)
+                                  + (own_after.system - own_before.system)) / count
+    spent = sum(machine_after) - sum(machine_before)
+    figures["idle"] = (machine_after.idle - machine_before.idle) / spent if spent else 0.0
+    return figures
+
+
 def load(port: int, path: str, bodies: list[bytes]) -> dict[str, float]:
     latencies: list[float] = []
     statuses: list[int] = []
@@ -152,7 +187,7 @@ def _one_round(home: Path, env: dict[str, str], token: str, warm: list[bytes],
         process = start([*command, "--port", str(port)], port, env)
         try:
             load(port, path, warm)
-            results[name] = load(port, path, measured)
+            results[name] = load_measured(process, port, path, measured)
         finally:
             process.terminate()
             process.wait(20)
@@ -196,7 +231,9 @@ def main(argv: list[str]) -> int:
                 print(f" round {number + 1}:")
             for name, figures in results.items():
                 print(f"  {name:50s} {figures['rate']:8,.0f} deliveries/s   p50 "
-                      f"{figures['p50_ms']:6.1f} ms   p99 {figures['p99_ms']:6.1f} ms")
+                      f"{figures['p50_ms']:6.1f} ms   p99 {figures['p99_ms']:6.1f} ms   "
+                      f"CPU/delivery: server {figures['server_us']:4.0f} us, sender "
+                      f"{figures['sender_us']:3.0f} us; cores idle {figures['idle']:4.0%}")
             bare, framework, ours = results[BARE], results[FRAMEWORK], results[OURS]
             ratio = ours["rate"] / bare["rate"]
             print(f"  ratio to bare: {ratio:.2f} (target >= 0.50); to the Starlette route: "
