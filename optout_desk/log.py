@@ -21,6 +21,8 @@ _PHONE = re.compile(r"(?<![\w.])\+?\d[\d ().\-]{6,}\d(?![\w.])")
 _DATE_OR_TIME = re.compile(r"\d{4}-\d{2}-\d{2}(?:[ T]\d{2})?|\d{2}(?::\d{2})+")
 
 LOG_FILE_NAME = "optout-desk.log"
+SENDER_LOG_FILE_NAME = "optout-desk-sender.log"
+EVENT_STORE_LOG_FILE_NAME = "optout-desk-event-store.log"
 
 
 def fingerprint(value: str) -> str:
@@ -63,10 +65,13 @@ class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
         return super()._open()
 
 
-def setup_logging(debug: bool = False) -> logging.Handler:
-    """Send the `optout_desk` loggers to a rotated file; returns the handler."""
+def setup_logging(debug: bool = False, file_name: str = LOG_FILE_NAME) -> logging.Handler:
+    """Send the `optout_desk` loggers to a rotated file; returns the handler. The desk's
+    child processes (the sender, the receiver's event store) each write a file of their own:
+    two processes rotating one file lose lines (and on Windows the rename fails while the
+    other holds the file open)."""
     handler = PrivateRotatingFileHandler(
-        paths.log_dir() / LOG_FILE_NAME, maxBytes=2_000_000, backupCount=5, encoding="utf-8"
+        paths.log_dir() / file_name, maxBytes=2_000_000, backupCount=5, encoding="utf-8"
     )
     handler.setFormatter(
         RedactingFormatter("%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s")

@@ -278,10 +278,10 @@ def child_main(request: dict[str, Any]) -> None:
     writer = FrameWriter(take_stdout())
     try:
         paths.set_data_dir(Path(request["data_dir"]))
-        from optout_desk.log import setup_logging
+        from optout_desk.log import EVENT_STORE_LOG_FILE_NAME, setup_logging
         from optout_desk.store.db import connect
 
-        setup_logging()
+        setup_logging(file_name=EVENT_STORE_LOG_FILE_NAME)
         conn = connect(Path(request["db_path"]) if request["db_path"] else None)
         # FULL: in WAL mode this fsyncs the log at every COMMIT (NORMAL would not), which is
         # what "persisted before acknowledged" needs.

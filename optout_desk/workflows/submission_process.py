@@ -149,10 +149,10 @@ def child_main(request: dict[str, Any]) -> None:
     writer = FrameWriter(take_stdout())
     try:
         paths.set_data_dir(Path(request["data_dir"]))
-        from optout_desk.log import setup_logging
+        from optout_desk.log import SENDER_LOG_FILE_NAME, setup_logging
         from optout_desk.workflows.submission import execute_submission
 
-        setup_logging()
+        setup_logging(file_name=SENDER_LOG_FILE_NAME)
         for (connection, field), value in request["session_secrets"]:
             secrets.store_secret(connection, field, value, session_only=True)
         plan_ids: dict[str, int] = request["plan_ids"]

@@ -82,6 +82,12 @@ def test_a_row_that_fails_fails_alone(store: EventStore, inbox_db_path: Path) ->
     assert isinstance(failed, RuntimeError) and "could not be stored" in str(failed)
     assert (first.deliveries, third.deliveries) == (1, 1)
     assert len(_stored(inbox_db_path)) == 2
+    # The child said so in a log file of its own (two processes must not rotate one file).
+    from optout_desk import paths
+    from optout_desk.log import EVENT_STORE_LOG_FILE_NAME
+
+    own_log = (paths.log_dir() / EVENT_STORE_LOG_FILE_NAME).read_text(encoding="utf-8")
+    assert "an inbox event could not be stored: IntegrityError" in own_log
 
 
 def test_a_killed_child_fails_what_waited_and_the_next_delivery_starts_a_new_one(

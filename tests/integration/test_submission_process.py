@@ -82,6 +82,13 @@ def test_the_child_sends_with_this_sessions_keys_and_reports_progress(
     assert outcome.run_id is not None
     assert set(seen) == {"east", "west"}
     assert all(reports[-1].done == reports[-1].total == 5 for reports in seen.values())
+    # The sender logs to a file of its own (two processes must not rotate one file).
+    from optout_desk import paths
+    from optout_desk.log import LOG_FILE_NAME, SENDER_LOG_FILE_NAME
+
+    assert "east" in (paths.log_dir() / SENDER_LOG_FILE_NAME).read_text(encoding="utf-8")
+    main_log = paths.log_dir() / LOG_FILE_NAME
+    assert not main_log.exists() or "east" not in main_log.read_text(encoding="utf-8")
 
 
 def test_cancel_of_one_destination_stops_only_that_one(
