@@ -44,6 +44,7 @@ from optout_desk.connectors.errors import (
 from optout_desk.connectors.http import (
     HttpPolicy,
     HttpSession,
+    SessionClient,
     retry_after_body,
     retry_after_header,
 )
@@ -152,7 +153,7 @@ def _count(value: object, low: int = 0) -> int | None:
     return value if type(value) is int and value >= low else None
 
 
-class CheckMarketClient:
+class CheckMarketClient(SessionClient):
     """Talks to one CheckMarket data centre with one key pair. Thread-safe for its own use
     (one httpx client shared by the page workers)."""
 
@@ -174,20 +175,6 @@ class CheckMarketClient:
 
     def __repr__(self) -> str:
         return f"CheckMarketClient({self._session.base_url})"
-
-    @property
-    def host(self) -> str:
-        """host:port of the configured base URL (named in every error message)."""
-        return self._session.host
-
-    def close(self) -> None:
-        self._session.close()
-
-    def __enter__(self) -> CheckMarketClient:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
 
     # -- calls ---------------------------------------------------------------------------
 

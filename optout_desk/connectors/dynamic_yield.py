@@ -56,7 +56,7 @@ from optout_desk.connectors.errors import (
     RejectedRequestError,
     ThrottledError,
 )
-from optout_desk.connectors.http import HttpPolicy, HttpSession, retry_after_header
+from optout_desk.connectors.http import HttpPolicy, HttpSession, SessionClient, retry_after_header
 from optout_desk.connectors.pacing import Pacer
 from optout_desk.core.errors import BadInputError
 from optout_desk.core.identifiers import Identifier, IdKind
@@ -148,7 +148,7 @@ class Sent:
     attempts: int
 
 
-class DynamicYieldClient:
+class DynamicYieldClient(SessionClient):
     """Talks to one Dynamic Yield data centre with one server-side key. Thread-safe: callers
     send opt-outs from several threads; the session bounds the requests in flight."""
 
@@ -168,19 +168,6 @@ class DynamicYieldClient:
 
     def __repr__(self) -> str:
         return f"DynamicYieldClient({self._session.base_url})"
-
-    @property
-    def host(self) -> str:
-        return self._session.host
-
-    def close(self) -> None:
-        self._session.close()
-
-    def __enter__(self) -> DynamicYieldClient:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
 
     # -- calls ---------------------------------------------------------------------------
 

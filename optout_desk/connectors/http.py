@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -390,3 +390,23 @@ def _plain(exc: httpx.TransportError) -> str:
     }
     return names.get(type(exc).__name__, type(exc).__name__)
 
+
+class SessionClient:
+    """What every platform client does with its HttpSession: name its host (every error
+    message says which), close it, and work as a `with` block."""
+
+    _session: HttpSession
+
+    @property
+    def host(self) -> str:
+        """host:port of the configured base URL."""
+        return self._session.host
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()

@@ -24,7 +24,7 @@ from optout_desk.connectors.errors import (
     PlatformError,
     RejectedRequestError,
 )
-from optout_desk.connectors.http import HttpPolicy, HttpSession
+from optout_desk.connectors.http import HttpPolicy, HttpSession, SessionClient
 from optout_desk.core.errors import Cancelled
 from optout_desk.core.progress import (
     NEVER_CANCELLED,
@@ -49,7 +49,7 @@ class RelayPage:
     total: int | None
 
 
-class InboxRelayClient:
+class InboxRelayClient(SessionClient):
     def __init__(self, base_url: str, token: str, *, timeout_s: float = 30.0,
                  transport: httpx.BaseTransport | None = None) -> None:
         if not token:
@@ -61,19 +61,6 @@ class InboxRelayClient:
 
     def __repr__(self) -> str:
         return f"InboxRelayClient({self._session.base_url})"
-
-    def close(self) -> None:
-        self._session.close()
-
-    def __enter__(self) -> InboxRelayClient:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
-
-    @property
-    def host(self) -> str:
-        return self._session.host
 
     def check(self) -> CheckResult:
         """One small request: proves the URL and the token; says how many events it holds."""

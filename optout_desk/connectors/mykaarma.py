@@ -63,7 +63,7 @@ from optout_desk.connectors.errors import (
     RejectedRequestError,
     ThrottledError,
 )
-from optout_desk.connectors.http import HttpPolicy, HttpSession, retry_after_header
+from optout_desk.connectors.http import HttpPolicy, HttpSession, SessionClient, retry_after_header
 from optout_desk.connectors.pacing import Pacer
 from optout_desk.core.errors import BadInputError, Cancelled
 from optout_desk.core.identifiers import Identifier, IdKind
@@ -250,7 +250,7 @@ class RouteNotProvisionedError(RejectedRequestError):
     provisioned for this route on this department."""
 
 
-class MyKaarmaClient:
+class MyKaarmaClient(SessionClient):
     """Talks to one myKaarma department with one ServiceSubscriber account. Thread-safe."""
 
     def __init__(self, settings: MyKaarmaSettings, username: str, password: str, *,
@@ -280,19 +280,6 @@ class MyKaarmaClient:
 
     def __repr__(self) -> str:
         return f"MyKaarmaClient({self._session.base_url}, department {self._department})"
-
-    @property
-    def host(self) -> str:
-        return self._session.host
-
-    def close(self) -> None:
-        self._session.close()
-
-    def __enter__(self) -> MyKaarmaClient:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
 
     # -- calls ---------------------------------------------------------------------------
 
