@@ -49,6 +49,7 @@ DEPTH = 2  # batches handed to the child at once (measured: 3 is no faster than 
 MAX_BATCH = 1000
 START_TIMEOUT_S = 30.0  # for the child to open the database and say it is ready
 
+
 class EventStoreUnavailable(WriterStopped, DeskError):
     """The child could not open the database: the receiver cannot store, so it does not start
     (a delivery that finds it so gets 503)."""

@@ -21,21 +21,14 @@ from optout_desk.core.errors import DeskError
 from optout_desk.core.identifiers import normalise_email
 from optout_desk.core.plan import PlanInput
 from optout_desk.core.progress import CancelToken, Progress
-from optout_desk.store import connections
-from optout_desk.store.connections import ConnectionProfile
-from optout_desk.store.db import connect
+from optout_desk.sandbox.server import Sandbox
 from optout_desk.workflows import submission, submission_process
 from optout_desk.workflows.submission_process import execute_submission_isolated
-from tests.fixtures.sandbox import SandboxFactory
+from tests.fixtures.sandbox import SandboxFactory, add_profile
 
 
-def add(name: str, box: Any, batch_size: int) -> None:
-    db = connect()
-    try:
-        connections.add(db, ConnectionProfile(name, "checkmarket", box.base_url, "",
-                                              settings={"batch_size": batch_size}))
-    finally:
-        db.close()
+def add(name: str, box: Sandbox, batch_size: int) -> None:
+    add_profile(box, name, batch_size)
     # Held for this session only: the child cannot read them from a keyring or the environment.
     secrets.store_secret(name, "MASTER_KEY", box.master_key, session_only=True)
     secrets.store_secret(name, "KEY", box.key, session_only=True)

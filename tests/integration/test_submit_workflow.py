@@ -14,22 +14,12 @@ from optout_desk.core.identifiers import normalise_email, normalise_phone
 from optout_desk.core.plan import PlanInput
 from optout_desk.core.progress import CancelToken, Progress
 from optout_desk.sandbox.server import Sandbox
-from optout_desk.store import connections, history, journal
-from optout_desk.store.connections import ConnectionProfile
+from optout_desk.store import history, journal
 from optout_desk.store.db import connect
 from optout_desk.workflows import submit
-from tests.fixtures.sandbox import SandboxFactory
+from tests.fixtures.sandbox import SandboxFactory, add_profile
 
 ClientFactory = Callable[[str], CheckMarketClient]
-
-
-def add_profile(box: Sandbox, name: str = "acme", batch_size: int = 10) -> None:
-    db = connect()
-    try:
-        connections.add(db, ConnectionProfile(name, "checkmarket", box.base_url, "eu",
-                                              settings={"batch_size": batch_size}))
-    finally:
-        db.close()
 
 
 def client_for(box: Sandbox, *, key: str | None = None, retries: int = 3) -> ClientFactory:
