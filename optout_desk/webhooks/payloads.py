@@ -259,9 +259,16 @@ def parse_lox24(source: str, data: dict[str, Any]) -> Parsed:
 # -- fields ----------------------------------------------------------------------------------
 
 
+# What an SQLite INTEGER holds. A larger number (JSON allows any) would pass as valid and then
+# fail at every COMMIT: 503 after 503 to a platform that retries, and the event never stored.
+_LOWEST_INT, _HIGHEST_INT = -(2**63), 2**63 - 1
+
+
 def _int_field(value: object, name: str, *, required: bool = False) -> int | None:
     if type(value) is int:  # the common case first (a bool is not one)
-        return value
+        if _LOWEST_INT <= value <= _HIGHEST_INT:
+            return value
+        raise PayloadError(f"{name} is too large a number (at most 19 digits).")
     if value is None:
         if required:
             raise PayloadError(f"The field {name} is missing.")

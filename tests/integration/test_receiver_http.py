@@ -67,6 +67,22 @@ def test_malformed_json_and_missing_fields_get_400_and_store_nothing(
     assert stored_count() == 0
 
 
+def test_a_number_too_large_to_store_gets_400_not_503_for_ever(
+        lox24_source: tuple[str, str]) -> None:
+    """Valid JSON, but 2**64 - 1 does not fit an SQLite INTEGER: were it accepted, every
+    COMMIT of it would fail and each of the platform's retries get 503. It is refused with the
+    field's name, and the next event is stored as usual."""
+    name, url = lox24_source
+    event = unsubscribe_event(PHONE, 1757849748)
+    event["data"]["user_id"] = 2**64 - 1
+    refused = httpx.post(url, json=event)
+    assert refused.status_code == 400
+    assert refused.json() == {"error": "data.user_id is too large a number (at most 19 digits)."}
+    assert stored_count() == 0
+    assert httpx.post(url, json=unsubscribe_event(PHONE, 1757849749)).status_code == 200
+    assert [e.event.identifier for e in inbox.load_entries(name)[0]] == [PHONE]
+
+
 def test_unknown_token_is_404_like_any_unknown_path(receiver: Receiver,
                                                     lox24_source: tuple[str, str]) -> None:
     event = unsubscribe_event(PHONE, 1757849748)

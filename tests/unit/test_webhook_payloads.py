@@ -117,6 +117,11 @@ def _without(path: str) -> dict[str, Any]:
     (lox(data={**LOX24_UNSUBSCRIBE["data"], "additional_data": {"reason": {"id": True}}}),
      "data.additional_data.reason.id must be a whole number."),
     (lox(attempt_number=0), "attempt_number must be 1 or more."),
+    # JSON numbers have no bound; an SQLite INTEGER has: refused here, not failed at COMMIT.
+    (lox(data={**LOX24_UNSUBSCRIBE["data"], "user_id": 2**63}),
+     "data.user_id is too large a number"),
+    (lox(data={**LOX24_UNSUBSCRIBE["data"], "group_id": 2**63 + 5}),
+     "data.group_id is too large a number"),
 ])
 def test_lox24_refusals_name_the_field(data: dict[str, Any], reason: str) -> None:
     with pytest.raises(PayloadError) as caught:
