@@ -50,7 +50,7 @@ def register(subparsers: Any) -> None:
                        help="N new opt-outs arrive while a client pages, one per page asked")
     worse.add_argument("--posted-optouts", choices=POSTED_MODES, default="distinct",
                        help="how POSTed opt-outs are listed: their own ContactId and time "
-                       "(distinct), or ContactId 0 / none and one time per batch")
+                       "(distinct), or ContactId 0 / none / 2**64-1 and one time per batch")
     parser.add_argument("--master-key", default=None, help="demo master key (random)")
     parser.add_argument("--key", default=None, help="demo key (random)")
     parser.add_argument("--crm-export", metavar="FILE.xlsx", type=Path, default=None,

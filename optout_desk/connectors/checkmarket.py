@@ -387,7 +387,8 @@ class CheckMarketClient(SessionClient):
                 first if first.__class__ is str else text(first),
                 last if last.__class__ is str else text(last),
                 lang if lang.__class__ is str else text(lang),
-                contact if contact.__class__ is int else None, survey_id, sources[source_id],
+                contact if contact.__class__ is int and _ID_MIN <= contact <= _ID_MAX else None,
+                survey_id, sources[source_id],
             ))
             for date, email, phone, first, last, lang, contact, source_id in rows
         ]
@@ -409,7 +410,8 @@ class CheckMarketClient(SessionClient):
         return OptOutRecord(
             date, _text(get("Email")), _text(get("Phone")), _text(get("FirstName")),
             _text(get("LastName")), _text(get("LangCode")),
-            contact if contact.__class__ is int else None, survey_id, source,
+            contact if contact.__class__ is int and _ID_MIN <= contact <= _ID_MAX else None,
+            survey_id, source,
         )
 
 
@@ -440,6 +442,9 @@ def _text(value: object) -> str:
     return "" if value is None else str(value)
 
 
+# A ContactId outside what SQLite stores is no real id (the cache could not hold it: the whole
+# fetch would fail at its COMMIT); the person is then known by email and phone, as for 0.
+_ID_MIN, _ID_MAX = -(2**63), 2**63 - 1
 _PAGE_FIELDS = itemgetter("DateOptOut", "Email", "Phone", "FirstName", "LastName", "LangCode",
                           "ContactId", "OptoutSourceId")
 _SOURCE_ID = itemgetter(7)

@@ -27,7 +27,8 @@ at start-up through SandboxConfig / `optout-desk sandbox` flags, or at runtime b
 - arrivals: `arrivals` new opt-outs are appended while a client pages, `arrivals_per_request`
   on each list request with `$skip` > 0.
 - `posted_optouts`: "distinct" (each POSTed address gets its own ContactId and timestamp),
-  "contact-zero" / "contact-none" (ContactId 0 / null, and one timestamp for the whole batch).
+  "contact-zero" / "contact-none" / "contact-huge" (ContactId 0 / null / 2**64 - 1, an
+  unsigned -1 no SQLite INTEGER holds; and one timestamp for the whole batch).
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ ALL_ROLES = frozenset({ROLE_READ, ROLE_WRITE})
 ROLE_NAMES = {ROLE_READ: "Contacts (read)", ROLE_WRITE: "Contacts (write)"}
 DEFAULT_PAGE_SIZE = 25
 FAULT_KINDS = ("500", "503", "drop", "malformed", "429", "body-status")
-POSTED_MODES = ("distinct", "contact-zero", "contact-none")
+POSTED_MODES = ("distinct", "contact-zero", "contact-none", "contact-huge")
 
 _SURVEY_PATH = re.compile(r"^3/surveys/(\d+)/contacts/optouts$")
 _CLAUSE = re.compile(
@@ -509,7 +510,7 @@ class CheckMarketState:
         if self.posted_optouts == "distinct":
             contact_id = self._generator.next_contact_id()
         else:
-            contact_id = 0 if self.posted_optouts == "contact-zero" else None
+            contact_id = {"contact-zero": 0, "contact-huge": 2**64 - 1}.get(self.posted_optouts)
         data = {
             "DateOptOut": format_ticks(ticks), "LangCode": "", "ContactId": contact_id,
             "FirstName": "", "LastName": "", "Email": email or None, "Phone": phone or None,

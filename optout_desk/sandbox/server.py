@@ -43,7 +43,7 @@ class SandboxConfig:
     drip_s: float = 0.0  # write every answer one byte at a time, this many seconds apart
     arrivals: int = 0  # opt-outs that arrive while a client pages
     arrivals_per_request: int = 1
-    posted_optouts: str = "distinct"  # or "contact-zero" / "contact-none" (one batch timestamp)
+    posted_optouts: str = "distinct"  # or contact-zero/-none/-huge (one batch timestamp)
 
 
 class _Handler(BaseHTTPRequestHandler):

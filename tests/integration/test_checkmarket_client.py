@@ -505,7 +505,7 @@ def test_cancel_answers_within_half_a_second_mid_drip(
 # -- identity: two people are never one record (issue 9) ---------------------------------------
 
 
-@pytest.mark.parametrize("mode", ["contact-zero", "contact-none"])
+@pytest.mark.parametrize("mode", ["contact-zero", "contact-none", "contact-huge"])
 def test_posted_opt_outs_without_contact_ids_stay_apart(
     sandbox_factory: SandboxFactory, client_for: ClientFor, mode: str
 ) -> None:

@@ -25,7 +25,7 @@ def cached_count(name: str) -> int:
         db.close()
 
 
-@pytest.mark.parametrize("mode", ["contact-zero", "contact-none"])
+@pytest.mark.parametrize("mode", ["contact-zero", "contact-none", "contact-huge"])
 def test_one_batch_of_100_people_stays_100_people(
     sandbox_factory: SandboxFactory, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
     capsys: pytest.CaptureFixture[str], mode: str,
