@@ -53,6 +53,7 @@ __all__ = ["BODY_TIMEOUT_S", "DIRECTORY_TTL_S", "MAX_BODY_BYTES", "HandshakeHand
            "ReceiverApp", "ReceiverStats", "SourceDirectory", "create_app", "describe"]
 
 MAX_PAGE = 1000
+MAX_CURSOR = 2**63 - 1  # the largest SQLite INTEGER: a larger one cannot be compared
 DEFAULT_PAGE = 500
 HEARTBEAT_S = 15.0
 
@@ -87,9 +88,9 @@ def create_app(writer: GroupCommitWriter, event_store: EventRecorder, *,
         except ValueError:
             return JSONResponse({"error": "after and limit must be whole numbers."},
                                 status_code=400)
-        if after < 0 or not 1 <= limit <= MAX_PAGE:
-            return JSONResponse({"error": f"after must be 0 or more and limit from 1 to "
-                                 f"{MAX_PAGE}."}, status_code=400)
+        if not 0 <= after <= MAX_CURSOR or not 1 <= limit <= MAX_PAGE:
+            return JSONResponse({"error": f"after must be from 0 to {MAX_CURSOR} and limit "
+                                 f"from 1 to {MAX_PAGE}."}, status_code=400)
         entries, total = await asyncio.to_thread(_changes, db_path, after, limit + 1)
         more = len(entries) > limit
         entries = entries[:limit]

@@ -198,6 +198,11 @@ def test_pull_api_needs_the_bearer_token(receiver: Receiver,
     assert [(e["event_id"], e["deliveries"]) for e in again["events"]] == [(events[0]["id"], 2)]
     bad = httpx.get(events_url, params={"limit": 0}, headers=auth)
     assert bad.status_code == 400 and "limit from 1 to 1000" in bad.json()["error"]
+    # A cursor no SQLite INTEGER holds is a bad request too, not a 500.
+    huge = httpx.get(events_url, params={"after": 2**63}, headers=auth)
+    assert huge.status_code == 400 and "after must be" in huge.json()["error"]
+    last = httpx.get(events_url, params={"after": 2**63 - 1}, headers=auth).json()
+    assert last["events"] == [] and last["more"] is False
 
 
 @pytest.fixture
