@@ -50,7 +50,9 @@ LOX24_REASONS = {
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
 _COUNTRY = re.compile(r"^[A-Za-z]{2}$")
 _PHONE_FORMATTING = re.compile(r"[\s\-().]")
-_MAX_TEXT = 2000  # free text is kept, but not without bound
+# Texts are kept, but not without bound: a 900 KB campaign code in one cell would stall the
+# Inbox table that lays it out (and swell the database with every delivery).
+_MAX_TEXT = 2000
 
 
 class PayloadError(Exception):
@@ -156,7 +158,7 @@ def parse_checkmarket(source: str, data: dict[str, Any], headers: Mapping[str, s
     details = {
         "webhook_id": webhook_id, "contact_id": contact_id,
         "optout_source_id": source_id if isinstance(source_id, int) else None,
-        "lang": _str_field(contact.get("LangCode"), "Contact.LangCode"),
+        "lang": _str_field(contact.get("LangCode"), "Contact.LangCode")[:_MAX_TEXT],
         "survey_ids": [s.get("SurveyId") for s in surveys
                        if isinstance(s, dict) and isinstance(s.get("SurveyId"), int)],
     }
@@ -246,12 +248,13 @@ def parse_lox24(source: str, data: dict[str, Any]) -> Parsed:
         source=source, system="lox24", event_id=event_id.lower(), event=name,
         kind=KIND_OPTOUT if name == LOX_UNSUBSCRIBE else KIND_RESUBSCRIBE, id_kind="phone",
         identifier=phone, occurred_at=occurred, reason_id=reason_id,
-        reason_label=label or LOX24_REASONS.get(reason_id or 0, ""),
+        reason_label=label[:_MAX_TEXT] or LOX24_REASONS.get(reason_id or 0, ""),
         free_text=text[:_MAX_TEXT],
-        campaign=_str_field(payload.get("campaign_code"), "data.campaign_code"),
+        campaign=_str_field(payload.get("campaign_code"), "data.campaign_code")[:_MAX_TEXT],
         user_id=_int_field(payload.get("user_id"), "data.user_id"),
         group_id=_int_field(payload.get("group_id"), "data.group_id"),
-        short_link=_str_field(payload.get("short_link_code"), "data.short_link_code"),
+        short_link=_str_field(payload.get("short_link_code"),
+                              "data.short_link_code")[:_MAX_TEXT],
         details={k: v for k, v in details.items() if v is not None},
     )
 

@@ -129,6 +129,19 @@ def test_lox24_refusals_name_the_field(data: dict[str, Any], reason: str) -> Non
     assert caught.value.reason.startswith(reason)
 
 
+def test_lox24_texts_are_kept_within_bounds() -> None:
+    """Texts from a sender are untrusted: each is cut to 2,000 characters (a 900 KB one in a
+    table cell stalls the Inbox page), never refused."""
+    long = "x" * 900_000
+    data = lox(data={**LOX24_UNSUBSCRIBE["data"], "campaign_code": long, "short_link_code": long,
+                     "additional_data": {"reason": {"id": 1, "label": long},
+                                         "additional_text": long}})
+    event = parse("lox24", "lox", body(data), {})
+    assert not isinstance(event, Handshake | Ignored)
+    assert [len(t) for t in (event.campaign, event.short_link, event.reason_label,
+                             event.free_text)] == [2000] * 4
+
+
 def test_lox24_without_any_created_at_is_refused() -> None:
     data = _without("data.created_at")
     data.pop("created_at")
