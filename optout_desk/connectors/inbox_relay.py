@@ -94,14 +94,22 @@ class InboxRelayClient(SessionClient):
 
     def iter_pages(self, *, after: int = 0, cancel: CancelToken = NEVER_CANCELLED
                    ) -> Iterator[RelayPage]:
-        """Every page after the cursor, until the relay says there is no more."""
+        """Every page after the cursor, until the relay says there is no more. A relay that
+        says more follow but does not move its cursor is an error (stopping there would take
+        part of its events for all of them)."""
         while True:
             if cancel.cancelled:
                 raise Cancelled()
             page = self.list_events(after=after, cancel=cancel)
             yield page
-            if not page.more or page.next_after <= after:
+            if not page.more:
                 return
+            if page.next_after <= after:
+                raise MalformedResponseError(
+                    f"The relay at {self.host} said more events follow after cursor {after} "
+                    f"but sent cursor {page.next_after} to ask with next, so the rest cannot be "
+                    "fetched; what came before is kept. Update `optout-desk` on the relay, or "
+                    "report this to whoever runs it.")
             after = page.next_after
 
     def _interpret(self, response: httpx.Response) -> RelayPage:

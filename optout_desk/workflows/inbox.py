@@ -526,9 +526,10 @@ def _event_from_json(relay: str, data: dict[str, Any]) -> tuple[InboxEvent, str,
         value = data.get(name)
         return value if isinstance(value, str) else ""
 
-    def number(name: str) -> int | None:
+    def number(name: str) -> int | None:  # what an SQLite INTEGER holds, or nothing
         value = data.get(name)
-        return value if isinstance(value, int) and not isinstance(value, bool) else None
+        return value if isinstance(value, int) and not isinstance(value, bool) and \
+            -(2**63) <= value < 2**63 else None
 
     for name in ("event_id", "source", "kind", "identifier", "occurred_at", "received_at"):
         if not text(name):

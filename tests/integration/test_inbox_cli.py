@@ -17,8 +17,11 @@ import pytest
 
 from bench.reliability_receiver import ReceiverProcess, free_port
 from optout_desk.cli import main
+from optout_desk.sandbox.checkmarket import Reply
+from optout_desk.sandbox.loopback import LoopbackServer
 from optout_desk.sandbox.lox24 import Lox24Sender, generate_events
 from optout_desk.sandbox.server import Sandbox
+from optout_desk.sandbox.service import json_reply
 from optout_desk.webhooks.runner import Receiver
 from optout_desk.workflows import inbox
 
@@ -186,3 +189,41 @@ def test_a_relay_is_pulled_incrementally(
     finally:
         db.close()
     assert phones == {e["data"]["phone"] for e in events}
+
+
+class _StallingRelay:
+    """A relay's pull API (over real HTTP) that serves one page of two events, then answers
+    "more" with the same cursor for ever; the second event's user_id no SQLite INTEGER holds."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+
+    def handle(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Reply:
+        self.requests += 1
+        events = [] if "after=0" not in target else [
+            {"event_id": f"e{n}", "source": "lox", "system": "lox24", "event": "phone.unsubscribe",
+             "kind": "optout", "id_kind": "phone", "identifier": f"+4915112345{n:03d}",
+             "occurred_at": "2026-11-30T10:00:00.0000000Z",
+             "received_at": "2026-11-30T10:00:01.0000000Z", "deliveries": 1,
+             "user_id": 2**64 - 1 if n else 7} for n in range(2)]
+        return json_reply(200, {"events": events, "next_after": 2, "more": True, "total": 9})
+
+
+def test_a_relay_whose_cursor_stops_moving_fails_and_keeps_what_came(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Before, a relay that said "more" without moving its cursor ended the pull as a success
+    with part of its events (and a user_id past 2**63 was an unexpected error)."""
+    relay = _StallingRelay()
+    monkeypatch.setenv("OPTOUT_DESK_SECRET_STALL_TOKEN", "t" * 32)
+    with LoopbackServer(relay, name="stalling-relay") as server:
+        assert main(["connection", "add", "stall", "--system", "inbox-relay", "--base-url",
+                     server.origin]) == 0
+        capsys.readouterr()
+        assert main(["inbox", "pull", "stall"]) == 1
+    error = capsys.readouterr().err
+    assert "said more events follow after cursor 2 but sent cursor 2" in error
+    assert relay.requests == 2
+    entries, _ = inbox.load_entries()
+    assert sorted((e.event.event_id, e.event.user_id) for e in entries) == [
+        ("e0", 7), ("e1", None)]
