@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
 )
 
 from optout_desk.core.progress import CancelToken, ProgressCallback
+from optout_desk.ui import chart_library
 from optout_desk.ui.charts import OptOutsPerDayChart, daily_counts
 from optout_desk.ui.models.columnar import ColumnarTableModel
 from optout_desk.ui.tasks import run_task
@@ -134,10 +135,6 @@ def _source_line(source: Any, base_url: str) -> SourceLine:
     if source.system == "checkmarket":
         hook = f"webhook {source.hook_state}" if source.hook_state else "webhook not registered"
     return SourceLine(source.name, source.system, url, hook)
-
-
-def _import_chart_library(_progress: ProgressCallback, _cancel: CancelToken) -> None:
-    import pyqtgraph  # noqa: F401
 
 
 class ReasonChart(QWidget):
@@ -295,8 +292,7 @@ class InboxPage(QWidget):
         self.timer.setInterval(POLL_MS)
         self.timer.timeout.connect(self.poll)
         self.timer.start()
-        run_task(self, _import_chart_library, on_success=lambda _r: self.day_chart.prepare(),
-                 name="import pyqtgraph")
+        chart_library.when_ready(self, self.day_chart.prepare)
         self.poll()
 
     # --- polling ---------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 from optout_desk.core.errors import Cancelled
 from optout_desk.core.progress import CancelToken, ProgressCallback
 from optout_desk.core.records import RECORD_COLUMNS, RECORD_HEADERS, source_label, timestamp_value
+from optout_desk.ui import chart_library
 from optout_desk.ui.charts import DailyCounts, OptOutsPerDayChart, daily_counts
 from optout_desk.ui.formatting import counted, number, when
 from optout_desk.ui.host import PageHost
@@ -104,10 +105,6 @@ def load_cached(connection: str, scope: str) -> CachedList:
     return CachedList(connection, scope, columns, len(columns.get("DateOptOut", [])),
                       state.last_synced_at, daily_counts(columns.get("DateOptOut", [])),
                       surveys)
-
-
-def _import_chart_library(_progress: ProgressCallback, _cancel: CancelToken) -> None:
-    import pyqtgraph  # noqa: F401
 
 
 class OptOutsPage(QWidget):
@@ -183,12 +180,11 @@ class OptOutsPage(QWidget):
         host.changes.connectionsChanged.connect(self.reload_connections)
         host.changes.cacheChanged.connect(self._cache_changed)
         self.reload_connections()
-        # pyqtgraph takes a few hundred ms to import: do it off the GUI thread now, so the
-        # first chart does not stall the window (the widgets are still made on this thread).
-        run_task(self, _import_chart_library, on_success=self._chart_library_ready,
-                 name="import pyqtgraph")
+        # pyqtgraph takes a few hundred ms to import: off the GUI thread, now, so the first
+        # chart does not stall the window (the widgets are still made on this thread).
+        chart_library.when_ready(self, self._chart_library_ready)
 
-    def _chart_library_ready(self, _result: object) -> None:
+    def _chart_library_ready(self) -> None:
         # Building the first plot costs ~0.1 s on this thread: do it now, while idle, rather
         # than in the middle of showing a fetched list.
         self.chart.prepare()
