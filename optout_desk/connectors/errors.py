@@ -77,12 +77,13 @@ class IncompleteFetchError(ConnectorError):
     platform itself reports, even after re-asking. Nothing from the fetch may be kept."""
 
     def __init__(self, platform: str, expected: int, got: int, *,
-                 kept: str = "nothing from this fetch was kept") -> None:
+                 kept: str = "nothing from this fetch was kept", what: str = "opt-outs") -> None:
         self.platform = platform
         self.expected = expected
         self.got = got
+        self.what = what
         super().__init__(
-            f"{platform} said it holds {expected:,} opt-outs but the fetch got {got:,}; {kept}. "
+            f"{platform} said it holds {expected:,} {what} but the fetch got {got:,}; {kept}. "
             f"Fetch again later; if the numbers keep disagreeing, {platform} is serving pages "
             "that do not add up to its own count: report both numbers to its support."
         )
@@ -90,5 +91,5 @@ class IncompleteFetchError(ConnectorError):
     def left_unchanged(self, cached: int) -> IncompleteFetchError:
         """The same failure, told the way the sync workflow ends it: the cache untouched."""
         return IncompleteFetchError(
-            self.platform, self.expected, self.got,
+            self.platform, self.expected, self.got, what=self.what,
             kept=f"the cached list was left unchanged ({cached:,} opt-outs)")

@@ -20,6 +20,7 @@ from optout_desk.connectors.base import CheckResult
 from optout_desk.connectors.errors import (
     AuthenticationError,
     ConfigurationError,
+    IncompleteFetchError,
     MalformedResponseError,
     PlatformError,
     RejectedRequestError,
@@ -76,13 +77,22 @@ class InboxRelayClient(SessionClient):
         a relay's list, fetched like any other platform's."""
         records: list[OptOutRecord] = []
         fetched = 0
+        seen: set[str] = set()  # event ids: a re-delivered event comes again, later
+        total: int | None = None
         for page in self.iter_pages(after=0, cancel=cancel):
             fetched += len(page.events)
+            total = page.total
             progress(Progress(fetched, page.total, "events", records=len(records)))
             for event in page.events:
+                seen.add(str(event.get("source")) + "\0" + str(event.get("event_id")))
                 record = _record(event)
                 if record is not None and (since is None or record.date_opt_out >= since):
                     records.append(record)
+        # The last page and its total are one snapshot of the relay (receiver.py): fewer
+        # events than it holds is a partial list. (More is fine: a source removed meanwhile.)
+        if total is not None and len(seen) < total:
+            raise IncompleteFetchError(f"The relay at {self.host}", total, len(seen),
+                                       what="events")
         return records
 
     def list_events(self, *, after: int = 0, limit: int = PAGE_SIZE,

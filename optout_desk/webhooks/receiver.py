@@ -168,9 +168,15 @@ async def _heartbeat(writer: GroupCommitWriter, what: dict[str, Any]) -> None:
 
 
 def _changes(db_path: Path | None, after: int, limit: int) -> tuple[list[inbox.Entry], int]:
+    """The page and the total from one snapshot (one read transaction), so a client can check
+    that the pages it got add up to the total."""
     conn = connect(db_path)
     try:
-        return inbox.changes_after(conn, after, limit), inbox.count_events(conn)
+        conn.execute("BEGIN")
+        try:
+            return inbox.changes_after(conn, after, limit), inbox.count_events(conn)
+        finally:
+            conn.execute("COMMIT")
     finally:
         conn.close()
 

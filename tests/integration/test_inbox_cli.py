@@ -227,3 +227,28 @@ def test_a_relay_whose_cursor_stops_moving_fails_and_keeps_what_came(
     entries, _ = inbox.load_entries()
     assert sorted((e.event.event_id, e.event.user_id) for e in entries) == [
         ("e0", 7), ("e1", None)]
+
+
+class _ShortRelay(_StallingRelay):
+    """Says it holds 9 events, serves 2 and says there are no more."""
+
+    def handle(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Reply:
+        reply = super().handle(method, target, headers, body)
+        page = json.loads(reply.body)
+        return json_reply(200, {**page, "more": False})
+
+
+def test_a_relay_list_short_of_its_own_total_fails_and_the_cache_stays(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A relay fetched as a list: fewer events than its total is a partial list (before: a
+    successful fetch of 2 of 9)."""
+    monkeypatch.setenv("OPTOUT_DESK_SECRET_SHORT_TOKEN", "t" * 32)
+    with LoopbackServer(_ShortRelay(), name="short-relay") as server:
+        assert main(["connection", "add", "short", "--system", "inbox-relay", "--base-url",
+                     server.origin]) == 0
+        capsys.readouterr()
+        assert main(["fetch", "short"]) == 1
+    error = " ".join(capsys.readouterr().err.split())
+    assert "said it holds 9 events but the fetch got 2" in error
+    assert "the cached list was left unchanged (0 opt-outs)" in error
