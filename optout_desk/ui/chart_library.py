@@ -4,7 +4,7 @@ pyqtgraph takes a few hundred ms to import, so the pages import it on a worker t
 PySide6 creates each Qt class's Python type the first time it is used (lazy loading), and that
 creation is not safe from two threads at once: pyqtgraph's import reads every attribute of
 QtCore, QtGui and QtWidgets (and imports QtOpenGL, QtOpenGLWidgets, QtSvg and QtTest), and
-doing that on a worker while the GUI thread built widgets crashed the app with SIGSEGV (2 of 5
+doing that on a worker while the GUI thread built widgets crashed the app with SIGSEGV (2 of 13
 demo runs under Xvfb; faulthandler had the worker in pyqtgraph's `_copy_attrs`).
 
 So the GUI thread first creates every type of those modules itself, a slice of SLICE_S per
