@@ -58,7 +58,12 @@ from optout_desk.core.progress import (
     ProgressCallback,
     no_progress,
 )
-from optout_desk.core.records import OptOutRecord, canonical_timestamp, earliest_per_person
+from optout_desk.core.records import (
+    STORABLE_INTEGERS,
+    OptOutRecord,
+    canonical_timestamp,
+    earliest_per_person,
+)
 
 log = logging.getLogger(__name__)
 
@@ -377,7 +382,9 @@ class CheckMarketClient(SessionClient):
                    for row in rows) or not set(map(_SOURCE_ID, rows)) <= sources.keys():
             return [self._record(item, survey_id) for item in items]
         # tuple.__new__ skips NamedTuple's keyword-handling constructor, and text is only
-        # converted when it is not already str: this runs per opt-out, 100k+ per fetch.
+        # converted when it is not already str: this runs per opt-out, 100k+ per fetch. A
+        # ContactId the cache could not store is no real id: the person is known by email and
+        # phone, as for 0.
         new, text = tuple.__new__, _text
         return [
             new(OptOutRecord, (
@@ -387,7 +394,7 @@ class CheckMarketClient(SessionClient):
                 first if first.__class__ is str else text(first),
                 last if last.__class__ is str else text(last),
                 lang if lang.__class__ is str else text(lang),
-                contact if contact.__class__ is int and _ID_MIN <= contact <= _ID_MAX else None,
+                contact if contact.__class__ is int and contact in STORABLE_INTEGERS else None,
                 survey_id, sources[source_id],
             ))
             for date, email, phone, first, last, lang, contact, source_id in rows
@@ -410,7 +417,7 @@ class CheckMarketClient(SessionClient):
         return OptOutRecord(
             date, _text(get("Email")), _text(get("Phone")), _text(get("FirstName")),
             _text(get("LastName")), _text(get("LangCode")),
-            contact if contact.__class__ is int and _ID_MIN <= contact <= _ID_MAX else None,
+            contact if contact.__class__ is int and contact in STORABLE_INTEGERS else None,
             survey_id, source,
         )
 
@@ -442,9 +449,6 @@ def _text(value: object) -> str:
     return "" if value is None else str(value)
 
 
-# A ContactId outside what SQLite stores is no real id (the cache could not hold it: the whole
-# fetch would fail at its COMMIT); the person is then known by email and phone, as for 0.
-_ID_MIN, _ID_MAX = -(2**63), 2**63 - 1
 _PAGE_FIELDS = itemgetter("DateOptOut", "Email", "Phone", "FirstName", "LastName", "LangCode",
                           "ContactId", "OptoutSourceId")
 _SOURCE_ID = itemgetter(7)

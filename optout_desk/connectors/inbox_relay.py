@@ -77,14 +77,14 @@ class InboxRelayClient(SessionClient):
         a relay's list, fetched like any other platform's."""
         records: list[OptOutRecord] = []
         fetched = 0
-        seen: set[str] = set()  # event ids: a re-delivered event comes again, later
+        seen: set[tuple[str, str]] = set()  # a re-delivered event comes again, later
         total: int | None = None
         for page in self.iter_pages(after=0, cancel=cancel):
             fetched += len(page.events)
             total = page.total
             progress(Progress(fetched, page.total, "events", records=len(records)))
             for event in page.events:
-                seen.add(str(event.get("source")) + "\0" + str(event.get("event_id")))
+                seen.add((str(event.get("source")), str(event.get("event_id"))))
                 record = _record(event)
                 if record is not None and (since is None or record.date_opt_out >= since):
                     records.append(record)

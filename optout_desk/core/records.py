@@ -12,6 +12,10 @@ from typing import NamedTuple
 
 from optout_desk.core.identifiers import normalise_email
 
+# What an SQLite INTEGER holds: the ids, counts and cursors the desk can store and compare.
+# JSON allows any number; one outside this is no real id and would fail at a COMMIT.
+STORABLE_INTEGERS = range(-(2**63), 2**63)
+
 # Column order used by the cache, the tables and every export of an opt-out list.
 RECORD_COLUMNS: tuple[str, ...] = (
     "DateOptOut",

@@ -42,10 +42,10 @@ def when_ready(owner: QObject, callback: Callable[[], None]) -> None:
     """Call `callback` on the GUI thread once pyqtgraph is imported (and `owner` still
     exists); start the import if nobody has."""
     global _loader
-    if "pyqtgraph" in sys.modules and (_loader is None or _loader.done):
-        callback()
-        return
     if _loader is None:
+        if "pyqtgraph" in sys.modules:  # imported on the GUI thread (a chart drawn first)
+            callback()
+            return
         _loader = _Loader()
     _loader.add(owner, callback)
 
@@ -69,7 +69,7 @@ class _Loader(QObject):
         super().__init__(QApplication.instance())
         self.done = False
         self._waiting: list[tuple[QObject, Callable[[], None]]] = []
-        self._pending: Iterator[tuple[ModuleType, str]] | None = _names()
+        self._pending = _names()
         QTimer.singleShot(0, self._create_types)
 
     def add(self, owner: QObject, callback: Callable[[], None]) -> None:
@@ -80,14 +80,12 @@ class _Loader(QObject):
 
     def _create_types(self) -> None:
         """One slice of the warm-up on the GUI thread, then the next turn's."""
-        assert self._pending is not None
         deadline = time.perf_counter() + SLICE_S
         for module, attribute in self._pending:
             getattr(module, attribute, None)  # creates the type if it is still lazy
             if time.perf_counter() >= deadline:
                 QTimer.singleShot(0, self._create_types)
                 return
-        self._pending = None
         from optout_desk.ui.tasks import run_task
 
         run_task(self, _import_pyqtgraph, on_success=self._imported,

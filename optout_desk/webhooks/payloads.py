@@ -29,7 +29,7 @@ from typing import Any
 import orjson
 
 from optout_desk.core.identifiers import normalise_email, phone_normaliser
-from optout_desk.core.records import canonical_timestamp
+from optout_desk.core.records import STORABLE_INTEGERS, canonical_timestamp
 from optout_desk.store.inbox import KIND_OPTOUT, KIND_RESUBSCRIBE, InboxEvent
 
 CM_OPTOUT = "Panelist.Optout"
@@ -262,14 +262,10 @@ def parse_lox24(source: str, data: dict[str, Any]) -> Parsed:
 # -- fields ----------------------------------------------------------------------------------
 
 
-# What an SQLite INTEGER holds. A larger number (JSON allows any) would pass as valid and then
-# fail at every COMMIT: 503 after 503 to a platform that retries, and the event never stored.
-_LOWEST_INT, _HIGHEST_INT = -(2**63), 2**63 - 1
-
-
 def _int_field(value: object, name: str, *, required: bool = False) -> int | None:
     if type(value) is int:  # the common case first (a bool is not one)
-        if _LOWEST_INT <= value <= _HIGHEST_INT:
+        # Refused here, not at every COMMIT (503 after 503 to a platform that retries).
+        if value in STORABLE_INTEGERS:
             return value
         raise PayloadError(f"{name} is too large a number (at most 19 digits).")
     if value is None:

@@ -32,6 +32,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from optout_desk.core.records import STORABLE_INTEGERS
 from optout_desk.store import inbox
 from optout_desk.store.db import connect
 from optout_desk.webhooks.directory import DIRECTORY_TTL_S, ReceiverStats, SourceDirectory
@@ -53,7 +54,7 @@ __all__ = ["BODY_TIMEOUT_S", "DIRECTORY_TTL_S", "MAX_BODY_BYTES", "HandshakeHand
            "ReceiverApp", "ReceiverStats", "SourceDirectory", "create_app", "describe"]
 
 MAX_PAGE = 1000
-MAX_CURSOR = 2**63 - 1  # the largest SQLite INTEGER: a larger one cannot be compared
+MAX_CURSOR = STORABLE_INTEGERS[-1]  # a larger one cannot be compared with a seq
 DEFAULT_PAGE = 500
 HEARTBEAT_S = 15.0
 

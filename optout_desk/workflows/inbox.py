@@ -43,6 +43,7 @@ from optout_desk.core.progress import (
     ProgressCallback,
     no_progress,
 )
+from optout_desk.core.records import STORABLE_INTEGERS
 from optout_desk.store import connections, inbox
 from optout_desk.store.db import connect
 from optout_desk.store.inbox import Entry, InboxEvent, Source
@@ -529,7 +530,7 @@ def _event_from_json(relay: str, data: dict[str, Any]) -> tuple[InboxEvent, str,
     def number(name: str) -> int | None:  # what an SQLite INTEGER holds, or nothing
         value = data.get(name)
         return value if isinstance(value, int) and not isinstance(value, bool) and \
-            -(2**63) <= value < 2**63 else None
+            value in STORABLE_INTEGERS else None
 
     for name in ("event_id", "source", "kind", "identifier", "occurred_at", "received_at"):
         if not text(name):
