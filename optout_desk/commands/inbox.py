@@ -265,6 +265,9 @@ def run_pull(args: argparse.Namespace) -> int:
 
     with progress_bar(f"Pulling {args.connection}") as report:
         result = inbox.pull_relay(args.connection, progress=report)
+    if result.restarted is not None:
+        out.print(f"The relay {result.connection} was pulled again from the start: "
+                  f"{result.restarted}. Entries already in the inbox are not counted twice.")
     out.print(f"{result.connection}: {result.fetched:,} events fetched, {result.new:,} new "
               f"(cursor {result.cursor}).")
     return 0

@@ -48,6 +48,10 @@ class RelayPage:
     next_after: int
     more: bool
     total: int | None
+    # The relay's newest cursor and its database's identity (None from a relay older than
+    # both): what tells a puller its cursor belongs to this relay's store.
+    last_seq: int | None = None
+    relay_id: str | None = None
 
 
 class InboxRelayClient(SessionClient):
@@ -145,10 +149,13 @@ class InboxRelayClient(SessionClient):
                 not isinstance(body.get("next_after"), int):
             raise MalformedResponseError(f"The relay at {host} answered something that is "
                                          "not its event list.")
-        total = body.get("total")
+        total, last_seq, relay_id = (body.get(name) for name in ("total", "last_seq",
+                                                                  "relay_id"))
         events = [e for e in body["events"] if isinstance(e, dict)]
         return RelayPage(events, body["next_after"], body.get("more") is True,
-                         total if isinstance(total, int) else None)
+                         total if isinstance(total, int) else None,
+                         last_seq if isinstance(last_seq, int) else None,
+                         relay_id if isinstance(relay_id, str) and relay_id else None)
 
 
 def _record(event: dict[str, Any]) -> OptOutRecord | None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ HOOK_FAILED = "activation-failed"
 PUBLIC_URL = "public_url"
 API_TOKEN_HASH = "api_token_hash"
 HEARTBEAT = "receiver_heartbeat"  # JSON {url, pid, at}: a receiver process is running
+RELAY_ID = "relay_id"  # this database's identity as a relay (see relay_id())
 
 
 def utc_now() -> str:
@@ -360,6 +362,12 @@ def count_events(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT COUNT(*) FROM inbox_events").fetchone()[0])
 
 
+def last_seq(conn: sqlite3.Connection) -> int:
+    """The newest change cursor (0 for an empty inbox): no cursor a puller holds can be past
+    it unless this is not the store it pulled from."""
+    return int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM inbox_events").fetchone()[0])
+
+
 # -- forwarding ------------------------------------------------------------------------------
 
 
@@ -401,6 +409,19 @@ def get_setting(conn: sqlite3.Connection, name: str) -> str | None:
 def set_setting(conn: sqlite3.Connection, name: str, value: str) -> None:
     conn.execute("INSERT INTO inbox_settings (name, value) VALUES (?, ?) "
                  "ON CONFLICT (name) DO UPDATE SET value = excluded.value", (name, value))
+
+
+def relay_id(conn: sqlite3.Connection) -> str:
+    """This database's identity as a relay, made the first time it is asked for. A desk that
+    pulls from a relay keeps it beside its cursor: a relay whose database was replaced (a
+    reinstall, another host) has another one, and the cursor means nothing there."""
+    found = get_setting(conn, RELAY_ID)
+    if found is None:
+        conn.execute("INSERT OR IGNORE INTO inbox_settings (name, value) VALUES (?, ?)",
+                     (RELAY_ID, secrets.token_hex(16)))
+        found = get_setting(conn, RELAY_ID)
+    assert found is not None
+    return found
 
 
 # -- what a submission plan did for the inbox (reads the journal's tables) -------------------

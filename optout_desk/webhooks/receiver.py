@@ -7,7 +7,9 @@ Routes:
   routing; every other request, a GET to a hook URL included (405), goes through Starlette.
 - `GET /api/v1/events?after=CURSOR&limit=N`: the relay's pull API, behind a bearer token (only
   its hash is stored, setting api_token_hash). Events created or re-delivered after the cursor,
-  oldest first, and the cursor to ask with next.
+  oldest first, and the cursor to ask with next; with the total, the newest cursor (last_seq)
+  and the database's relay_id, so a puller can tell a page is whole and that its cursor
+  belongs to this store.
 - `GET /healthz`: "ok", for a reverse proxy or a service manager.
 
 Logs name the source, never a token (and, as everywhere, never an email or phone).
@@ -22,6 +24,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -92,14 +95,15 @@ def create_app(writer: GroupCommitWriter, event_store: EventRecorder, *,
         if not 0 <= after <= MAX_CURSOR or not 1 <= limit <= MAX_PAGE:
             return JSONResponse({"error": f"after must be from 0 to {MAX_CURSOR} and limit "
                                  f"from 1 to {MAX_PAGE}."}, status_code=400)
-        entries, total = await asyncio.to_thread(_changes, db_path, after, limit + 1)
-        more = len(entries) > limit
-        entries = entries[:limit]
+        changes = await asyncio.to_thread(_changes, db_path, after, limit + 1)
+        entries = changes.entries[:limit]
         return JSONResponse({
             "events": [inbox.entry_to_json(entry) for entry in entries],
             "next_after": entries[-1].seq if entries else after,
-            "more": more,
-            "total": total,
+            "more": len(changes.entries) > limit,
+            "total": changes.total,
+            "last_seq": changes.last_seq,
+            "relay_id": changes.relay_id,
         })
 
     async def health(_request: Request) -> Response:
@@ -168,14 +172,26 @@ async def _heartbeat(writer: GroupCommitWriter, what: dict[str, Any]) -> None:
         await asyncio.sleep(HEARTBEAT_S)
 
 
-def _changes(db_path: Path | None, after: int, limit: int) -> tuple[list[inbox.Entry], int]:
-    """The page and the total from one snapshot (one read transaction), so a client can check
-    that the pages it got add up to the total."""
+@dataclass(frozen=True)
+class _Changes:
+    entries: list[inbox.Entry]
+    total: int
+    last_seq: int
+    relay_id: str
+
+
+def _changes(db_path: Path | None, after: int, limit: int) -> _Changes:
+    """The page, the total and the newest cursor from one snapshot (one read transaction), so
+    a client can check that the pages it got add up to the total."""
     conn = connect(db_path)
     try:
+        # Made (once) before the snapshot: a write inside a read transaction could fail on
+        # a concurrent commit.
+        relay_id = inbox.relay_id(conn)
         conn.execute("BEGIN")
         try:
-            return inbox.changes_after(conn, after, limit), inbox.count_events(conn)
+            return _Changes(inbox.changes_after(conn, after, limit), inbox.count_events(conn),
+                            inbox.last_seq(conn), relay_id)
         finally:
             conn.execute("COMMIT")
     finally:

@@ -20,6 +20,7 @@ export, forwarding to destinations, and pulling from a relay.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import secrets as random_tokens
 import sqlite3
@@ -520,6 +521,9 @@ class PullResult:
     fetched: int
     new: int
     cursor: int
+    # Why the pull started again from the beginning (the relay's store is not the one the
+    # cursor came from), or None.
+    restarted: str | None = None
 
 
 def _event_from_json(relay: str, data: dict[str, Any]) -> tuple[InboxEvent, str, str, int]:
@@ -555,7 +559,10 @@ def pull_relay(connection: str, *, progress: ProgressCallback = no_progress,
                cancel: CancelToken = NEVER_CANCELLED,
                open_relay: Callable[[str, str], Any] | None = None) -> PullResult:
     """Fetch what the relay received since the last pull into the local inbox. Each page and
-    the cursor after it are committed together, so an interrupted pull resumes where it was."""
+    the cursor after it are committed together, so an interrupted pull resumes where it was.
+    A cursor that cannot belong to the relay's store (another relay_id, or past its newest
+    change: the relay was reinstalled or restored) is dropped and the pull starts again from
+    the beginning; entries already here are merged, not counted twice."""
     from optout_desk.connectors.inbox_relay import InboxRelayClient
 
     profile = _get_connection(connection)
@@ -563,21 +570,34 @@ def pull_relay(connection: str, *, progress: ProgressCallback = no_progress,
         raise BadInputError(f"The connection {connection!r} is not an inbox relay.")
     token = secret_store.read_secret(connection, "TOKEN")
     client = (open_relay or InboxRelayClient)(profile.base_url, token)
-    cursor_name = f"cursor:{connection}"
+    cursor_name, relay_name = f"cursor:{connection}", f"relay:{connection}"
     db = _db()
     try:
         cursor = int(inbox.get_setting(db, cursor_name) or 0)
+        known_relay = inbox.get_setting(db, relay_name)
     finally:
         db.close()
     fetched = new = 0
+    restarted = None
     with client:
-        for page in client.iter_pages(after=cursor, cancel=cancel):
+        pages = client.iter_pages(after=cursor, cancel=cancel)
+        first = next(pages)  # there is always one, if only an empty one
+        restarted = _cursor_foreign(first, cursor, known_relay)
+        if restarted is not None:
+            log.warning("relay %s: %s; pulling from the start", connection, restarted)
+            cursor = 0
+            pages = client.iter_pages(after=0, cancel=cancel)
+        else:
+            pages = itertools.chain([first], pages)
+        for page in pages:
             parsed = [_event_from_json(connection, e) for e in page.events]
 
             def store(db: sqlite3.Connection, parsed: list[Any] = parsed,
-                      after: int = page.next_after) -> int:
+                      page: Any = page) -> int:
                 added = sum(inbox.merge_relayed(db, *item) for item in parsed)
-                inbox.set_setting(db, cursor_name, str(after))
+                inbox.set_setting(db, cursor_name, str(page.next_after))
+                if page.relay_id is not None:
+                    inbox.set_setting(db, relay_name, page.relay_id)
                 return added
 
             new += int(_transaction(store))
@@ -585,4 +605,19 @@ def pull_relay(connection: str, *, progress: ProgressCallback = no_progress,
             cursor = page.next_after
             progress(Progress(fetched, page.total, "events"))
     log.info("pulled %d events (%d new) from relay %s", fetched, new, connection)
-    return PullResult(connection, fetched, new, cursor)
+    return PullResult(connection, fetched, new, cursor, restarted)
+
+
+def _cursor_foreign(page: Any, cursor: int, known_relay: str | None) -> str | None:
+    """Why `cursor` cannot be a cursor of the relay that answered `page` (the first page
+    after it), or None. Without the check, a reinstalled relay looks like one with nothing new
+    until its own cursor passes ours, and then the events before it are never pulled."""
+    if cursor == 0:
+        return None
+    if page.relay_id is not None and known_relay is not None and page.relay_id != known_relay:
+        return "its event store is not the one this desk pulled from before (it was " \
+            "replaced or reinstalled)"
+    if page.last_seq is not None and cursor > page.last_seq:
+        return f"its newest change is {page.last_seq:,}, before this desk's cursor " \
+            f"{cursor:,} (its event store was replaced or restored from a backup)"
+    return None

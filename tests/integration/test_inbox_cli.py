@@ -22,7 +22,7 @@ from optout_desk.sandbox.loopback import LoopbackServer
 from optout_desk.sandbox.lox24 import Lox24Sender, generate_events
 from optout_desk.sandbox.server import Sandbox
 from optout_desk.sandbox.service import json_reply
-from optout_desk.webhooks.runner import Receiver
+from optout_desk.webhooks.runner import Receiver, ReceiverOptions
 from optout_desk.workflows import inbox
 
 
@@ -252,3 +252,88 @@ def test_a_relay_list_short_of_its_own_total_fails_and_the_cache_stays(
     error = " ".join(capsys.readouterr().err.split())
     assert "said it holds 9 events but the fetch got 2" in error
     assert "the cached list was left unchanged (0 opt-outs)" in error
+
+
+def test_a_relay_replaced_by_a_new_one_is_pulled_again_from_the_start(
+        isolated_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Before, a relay reinstalled on the same address (a new database, its own cursors) was
+    pulled from the old cursor: the events before it were never fetched, with no word."""
+    port, desk = free_port(), tmp_path / "desk"
+
+    def relay(home: Path, events: list[dict[str, object]]) -> Receiver:
+        monkeypatch.setenv("OPTOUT_DESK_HOME", str(home))
+        _source, hook = inbox.add_source("lox", "lox24", session_only=True)
+        token = inbox.new_api_token()
+        started = Receiver(ReceiverOptions(port=port)).start()
+        with Lox24Sender(inbox.hook_url(hook, started.base_url)) as sender:
+            for event in events:
+                assert sender.deliver(event).acknowledged
+        monkeypatch.setenv("OPTOUT_DESK_HOME", str(desk))
+        monkeypatch.setenv("OPTOUT_DESK_SECRET_RELAY_TOKEN", token)
+        return started
+
+    first = generate_events(5, seed=21, resubscribe_share=0.0)
+    second = generate_events(8, seed=22, resubscribe_share=0.0)
+    old = relay(tmp_path / "relay-1", first)
+    try:
+        assert main(["connection", "add", "relay", "--system", "inbox-relay", "--base-url",
+                     old.base_url]) == 0
+        assert main(["inbox", "pull", "relay"]) == 0
+        assert "relay: 5 events fetched, 5 new (cursor 5)" in capsys.readouterr().out
+    finally:
+        old.stop()
+    new = relay(tmp_path / "relay-2", second)  # its own cursor (8) is past the desk's (5)
+    try:
+        assert main(["inbox", "pull", "relay"]) == 0
+        out = " ".join(capsys.readouterr().out.split())
+        assert "was pulled again from the start: its event store is not the one this desk " \
+            "pulled from before" in out
+        assert "relay: 8 events fetched, 8 new (cursor 8)" in out
+        assert main(["inbox", "pull", "relay"]) == 0  # and from then on, incrementally
+        assert "relay: 0 events fetched, 0 new (cursor 8)" in capsys.readouterr().out
+    finally:
+        new.stop()
+    entries, _ = inbox.load_entries()
+    assert {e.event.event_id for e in entries} == {str(e["id"]) for e in first + second}
+
+
+class _RestoredRelay:
+    """A relay's pull API with one identity whose store goes back in time (restored from a
+    backup): first three events (cursor 3), then two, its newest change at cursor 2."""
+
+    def __init__(self) -> None:
+        self.restored = False
+
+    def handle(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Reply:
+        after = int(target.split("after=", 1)[1].split("&", 1)[0])
+        names = ["e0", "e9"] if self.restored else ["e0", "e1", "e2"]
+        events = [
+            {"seq": seq, "event_id": name, "source": "lox", "system": "lox24",
+             "event": "phone.unsubscribe", "kind": "optout", "id_kind": "phone",
+             "identifier": f"+4915112345{seq:03d}", "occurred_at": "2026-11-30T10:00:00.0000000Z",
+             "received_at": "2026-11-30T10:00:01.0000000Z", "deliveries": 1}
+            for seq, name in enumerate(names, start=1) if seq > after]
+        return json_reply(200, {"events": events, "next_after": events[-1]["seq"] if events
+                                else after, "more": False, "total": len(names),
+                                "last_seq": len(names), "relay_id": "r1"})
+
+
+def test_a_relay_restored_behind_the_cursor_is_pulled_again_from_the_start(
+        isolated_home: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: cursor 3 on a relay whose newest change is 2 fetched nothing, for ever."""
+    relay = _RestoredRelay()
+    monkeypatch.setenv("OPTOUT_DESK_SECRET_BACKUP_TOKEN", "t" * 32)
+    with LoopbackServer(relay, name="restored-relay") as server:
+        assert main(["connection", "add", "backup", "--system", "inbox-relay", "--base-url",
+                     server.origin]) == 0
+        assert main(["inbox", "pull", "backup"]) == 0
+        assert "backup: 3 events fetched, 3 new (cursor 3)" in capsys.readouterr().out
+        relay.restored = True
+        assert main(["inbox", "pull", "backup"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "its newest change is 2, before this desk's cursor 3" in out
+    assert "backup: 2 events fetched, 1 new (cursor 2)" in out
+    entries, _ = inbox.load_entries()
+    assert sorted(e.event.event_id for e in entries) == ["e0", "e1", "e2", "e9"]
