@@ -53,6 +53,8 @@ _PHONE_FORMATTING = re.compile(r"[\s\-().]")
 # Texts are kept, but not without bound: a 900 KB campaign code in one cell would stall the
 # Inbox table that lays it out (and swell the database with every delivery).
 _MAX_TEXT = 2000
+_MAX_SURVEYS = 1000
+_MAX_PHONE_TEXT = 100  # E.164 has at most 15 digits; this leaves room for any formatting
 
 
 class PayloadError(Exception):
@@ -151,7 +153,8 @@ def parse_checkmarket(source: str, data: dict[str, Any], headers: Mapping[str, s
             else "no Email and no Phone"
         raise PayloadError(f"The Contact has {what}.")
     listed = contact.get("Surveys")
-    surveys: list[Any] = listed if isinstance(listed, list) else []
+    # Kept like the texts, not without bound: a panelist is on a few surveys, not 300,000.
+    surveys: list[Any] = listed[:_MAX_SURVEYS] if isinstance(listed, list) else []
     titles = [f"{s.get('SurveyId')}: {s.get('Title')}" if s.get("Title") else
               str(s.get("SurveyId")) for s in surveys if isinstance(s, dict)]
     source_id = contact.get("OptoutSourceId")
@@ -205,6 +208,8 @@ def parse_lox24(source: str, data: dict[str, Any]) -> Parsed:
         raise PayloadError("The field data.phone is missing.")
     if not isinstance(phone_text, str):
         raise PayloadError("data.phone must be a text (an E.164 phone number).")
+    if len(phone_text) > _MAX_PHONE_TEXT:  # not worth a formatting pass over a megabyte
+        raise PayloadError("data.phone is too long to be a phone number.")
     # The common shape (already E.164) skips the formatting pass: nothing in it to remove.
     compact = phone_text if phone_text[1:].isdigit() else _PHONE_FORMATTING.sub("", phone_text)
     phone = phone_normaliser("DE")(compact).key if compact.startswith("+") else None

@@ -295,3 +295,25 @@ def test_phone_metadata_can_be_loaded_ahead_and_changes_no_result() -> None:
     assert after == before
     assert [i.key for i in after][:4] == ["+32470123456", "+32470123456", "+32470123456",
                                           "+4915112345678"]
+
+
+def test_an_email_text_of_a_megabyte_is_refused_without_the_full_validator(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """email_validator takes a quarter of a second over a megabyte (one webhook body held the
+    receiver's event loop that long); such a text is refused on its length first. Near the
+    limit the validator still speaks."""
+    import email_validator
+
+    near = normalise_email("a" * 300 + "@example.com")
+    assert near.key is None and near.problem is not None and "too long" in near.problem
+
+    def never(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("the full validator ran")
+
+    monkeypatch.setattr(email_validator, "validate_email", never)
+    huge = normalise_email("a" * 999_000 + "@example.com")
+    assert huge.key is None
+    assert huge.problem == ("not a valid email address: it is 999,012 characters long (an "
+                            "email address has at most 254)")
+    assert [i.key for i in normalise_emails(["b" * 5000 + "@x.com", "ok@x.com"])] == [
+        None, "ok@x.com"]

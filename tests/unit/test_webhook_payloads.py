@@ -225,3 +225,16 @@ def test_checkmarket_refusals_name_the_field(data: dict[str, Any], reason: str) 
 def test_checkmarket_other_events_are_ignored() -> None:
     assert parse("checkmarket", "cm", body({"EventName": "Respondent.Complete"}), {}) == \
         Ignored("Respondent.Complete")
+
+
+def test_a_megabyte_phone_or_survey_list_is_bounded_work() -> None:
+    """A LOX24 phone of a megabyte is refused before the formatting pass; a Contact on
+    300,000 surveys keeps the first 1,000 (before: every one, into every stored row)."""
+    with pytest.raises(PayloadError, match=r"data\.phone is too long to be a phone number"):
+        parse("lox24", "lox", body(lox(data={**LOX24_UNSUBSCRIBE["data"],
+                                             "phone": "+49 " + "1-" * 490_000})), {})
+    data = copy.deepcopy(CM_OPTOUT)
+    data["Contact"]["Surveys"] = [{"SurveyId": n} for n in range(300_000)]
+    event = parse("checkmarket", "cm", body(data), {})
+    assert not isinstance(event, Handshake | Ignored)
+    assert event.details["survey_ids"] == list(range(1000))
