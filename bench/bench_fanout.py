@@ -88,6 +88,7 @@ def gui_fanout(names: list[str], inputs: list[PlanInput]) -> tuple[float, float,
     from bench.bench_table import GapMeter
     from optout_desk.ui.app import ensure_application, install_gc_policy
     from optout_desk.ui.main_window import AppContext, MainWindow
+    from optout_desk.ui.pages.submit import SubmitPage
 
     app = ensure_application()
     assert isinstance(app, QApplication)
@@ -95,6 +96,7 @@ def gui_fanout(names: list[str], inputs: list[PlanInput]) -> tuple[float, float,
     window = MainWindow(AppContext())
     window.show()
     page = window.show_page("submit")
+    assert isinstance(page, SubmitPage)
     preview = submission.prepare_submission(names, inputs)
     saved = submission.save_submission(preview)
     meter = GapMeter()

@@ -88,6 +88,7 @@ def main() -> None:
     from optout_desk.store.db import connect
     from optout_desk.ui.app import ensure_application, install_gc_policy
     from optout_desk.ui.main_window import AppContext, MainWindow
+    from optout_desk.ui.pages.optouts import OptOutsPage
 
     process, info = start_sandbox(records)
     try:
@@ -104,6 +105,7 @@ def main() -> None:
         window = MainWindow(AppContext())
         window.show()
         page = window.show_page("optouts")
+        assert isinstance(page, OptOutsPage)
         meter = GapMeter()
         deadline = time.perf_counter() + 10
         while page.connection.count() == 0 and time.perf_counter() < deadline:

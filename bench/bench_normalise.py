@@ -14,6 +14,7 @@ import argparse
 import gc
 import random
 import time
+from typing import Any
 
 import phonenumbers
 
@@ -49,9 +50,9 @@ def mixed_phones(count: int, seed: int = 1) -> list[object]:
 
 def desk(values: list[object]) -> tuple[float, int]:
     """One value at a time (the cached __call__), as single cells are normalised."""
-    normaliser = PhoneNormaliser("BE")
+    normaliser: Any = PhoneNormaliser("BE")  # given cells of any type, as imports do
     start = time.perf_counter()
-    valid = sum(1 for value in values if normaliser(value).key is not None)  # type: ignore[arg-type]
+    valid = sum(1 for value in values if normaliser(value).key is not None)
     return time.perf_counter() - start, valid
 
 
