@@ -65,3 +65,30 @@ def test_a_damaged_file_says_move_it_aside(tmp_path: Path) -> None:
     path.write_bytes(b"this is not a database" * 100)
     with pytest.raises(DatabaseError, match="Move it aside"):
         connect(path)
+
+
+def test_the_inbox_keeps_only_the_indexes_its_queries_read(tmp_path: Path) -> None:
+    """Every index of inbox_events is paid for by each webhook delivery at its COMMIT. A
+    database made before migration 7 loses the identifier index no query read; its events
+    stay."""
+    path = tmp_path / "desk.sqlite3"
+    raw = sqlite3.connect(path)
+    for version, script in enumerate(MIGRATIONS[:6], start=1):
+        raw.executescript(script)
+        raw.execute(f"PRAGMA user_version = {version}")
+    raw.execute("INSERT INTO inbox_events (seq, source, system, event_id, event, kind, id_kind, "
+                "identifier, occurred_at, received_at, last_delivery_at) VALUES (1, 'lox', "
+                "'lox24', 'e1', 'phone.unsubscribe', 'optout', 'phone', '+4915112345678', 'a', "
+                "'b', 'b')")
+    raw.commit()
+    raw.close()
+    conn = connect(path)
+    try:
+        indexes = {row[1] for row in conn.execute("PRAGMA index_list(inbox_events)")}
+        columns = {name: [c[2] for c in conn.execute(f"PRAGMA index_info('{name}')")]
+                   for name in indexes}
+        assert sorted(columns.values()) == [["seq"], ["source", "event_id"]]
+        assert conn.execute("SELECT identifier FROM inbox_events").fetchall() == [
+            ("+4915112345678",)]
+    finally:
+        conn.close()
