@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from optout_desk import secrets as secret_store
@@ -48,6 +48,9 @@ from optout_desk.core.records import STORABLE_INTEGERS
 from optout_desk.store import connections, inbox
 from optout_desk.store.db import connect
 from optout_desk.store.inbox import Entry, InboxEvent, Source
+
+if TYPE_CHECKING:  # the relay's client (httpx) is imported only when a relay is pulled
+    from optout_desk.connectors.inbox_relay import RelayPage
 
 log = logging.getLogger(__name__)
 
@@ -578,7 +581,6 @@ def pull_relay(connection: str, *, progress: ProgressCallback = no_progress,
     finally:
         db.close()
     fetched = new = 0
-    restarted = None
     with client:
         pages = client.iter_pages(after=cursor, cancel=cancel)
         first = next(pages)  # there is always one, if only an empty one
@@ -593,7 +595,7 @@ def pull_relay(connection: str, *, progress: ProgressCallback = no_progress,
             parsed = [_event_from_json(connection, e) for e in page.events]
 
             def store(db: sqlite3.Connection, parsed: list[Any] = parsed,
-                      page: Any = page) -> int:
+                      page: RelayPage = page) -> int:
                 added = sum(inbox.merge_relayed(db, *item) for item in parsed)
                 inbox.set_setting(db, cursor_name, str(page.next_after))
                 if page.relay_id is not None:
@@ -608,7 +610,7 @@ def pull_relay(connection: str, *, progress: ProgressCallback = no_progress,
     return PullResult(connection, fetched, new, cursor, restarted)
 
 
-def _cursor_foreign(page: Any, cursor: int, known_relay: str | None) -> str | None:
+def _cursor_foreign(page: RelayPage, cursor: int, known_relay: str | None) -> str | None:
     """Why `cursor` cannot be a cursor of the relay that answered `page` (the first page
     after it), or None. Without the check, a reinstalled relay looks like one with nothing new
     until its own cursor passes ours, and then the events before it are never pulled."""
