@@ -103,3 +103,88 @@ def test_forward_hands_new_optouts_to_submit_and_marks_them_when_sent(
     assert statuses == dict.fromkeys(phones, "forwarded to demo")
     submitted = sandbox.state.submitted[0]["PhoneNumbers"]
     assert sorted(submitted) == sorted(phones)
+
+
+def test_pull_from_relays_fills_the_inbox_and_says_which_relay_failed(
+        qtbot: Any, main_window: Any, receiver: Any, lox24_source: tuple[str, str],
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before, the desktop could pull a relay only from the CLI (`optout-desk inbox pull`):
+    the Inbox page had no way to show what an always-on host received."""
+    from PySide6.QtCore import Qt
+
+    _name, url = lox24_source
+    token = inbox.new_api_token()  # before the receiver first reads its sources and token
+    for n in range(3):
+        assert httpx.post(url, json=unsubscribe_event(f"+4915112345{n:03d}", 1757849748 + n,
+                                                      reason_id=2)).status_code == 200
+    # The relay's database is the receiver's; the desktop's is another folder.
+    monkeypatch.setenv("OPTOUT_DESK_HOME", str(tmp_path / "desk"))
+    connect().close()
+    add_connection("relay", "inbox-relay", base_url=receiver.base_url,
+                   secrets={"TOKEN": token}, session_only=True)
+    add_connection("stale", "inbox-relay", base_url=receiver.base_url,
+                   secrets={"TOKEN": "w" * 32}, session_only=True)
+    page = main_window.show_page("inbox")
+    page.poll()
+    qtbot.waitUntil(lambda: page.pull_button.isVisible(), timeout=10_000)
+    assert not page.banner.isVisible()  # the relay receives; nothing here has to
+    bar = main_window.message_bar
+    qtbot.mouseClick(page.pull_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "relay: 3 events fetched, 3 new." in bar.text.text(),
+                    timeout=10_000)
+    assert bar.level == "warning"
+    assert "stale: The relay at 127.0.0.1" in bar.text.text()
+    assert "refused the token" in bar.text.text()
+    qtbot.waitUntil(lambda: page.model.rowCount() == 3, timeout=10_000)
+    assert {cell(page, row, "source") for row in range(3)} == {"relay/lox"}
+    assert not page.panel.isVisible()  # no status line outlives its task
+    httpx.post(url, json=unsubscribe_event("+4915112345999", 1757849999))
+    page.fetch()  # F5
+    qtbot.waitUntil(lambda: "relay: 1 event fetched, 1 new." in bar.text.text(),
+                    timeout=10_000)
+    qtbot.waitUntil(lambda: page.model.rowCount() == 4, timeout=10_000)
+
+
+class _EndlessRelay:
+    """A relay's pull API with more and more pages, each a little slow: a pull that only
+    Cancel ends."""
+
+    def handle(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Any:
+        import time
+
+        from optout_desk.sandbox.service import json_reply
+
+        time.sleep(0.05)
+        after = int(target.split("after=", 1)[1].split("&", 1)[0])
+        events = [{"seq": after + 1, "event_id": f"e{after + 1}", "source": "lox",
+                   "system": "lox24", "event": "phone.unsubscribe", "kind": "optout",
+                   "id_kind": "phone", "identifier": f"+49151{after + 1:08d}",
+                   "occurred_at": "2026-11-30T10:00:00.0000000Z",
+                   "received_at": "2026-11-30T10:00:01.0000000Z", "deliveries": 1}]
+        return json_reply(200, {"events": events, "next_after": after + 1, "more": True,
+                                "total": 10**6, "last_seq": 10**6, "relay_id": "endless"})
+
+
+def test_a_pull_is_cancelled_from_its_panel_and_keeps_what_it_pulled(
+        qtbot: Any, main_window: Any) -> None:
+    from PySide6.QtCore import Qt
+
+    from optout_desk.sandbox.loopback import LoopbackServer
+
+    with LoopbackServer(_EndlessRelay(), name="endless-relay") as server:
+        add_connection("endless", "inbox-relay", base_url=server.origin,
+                       secrets={"TOKEN": "t" * 32}, session_only=True)
+        page = main_window.show_page("inbox")
+        page.poll()
+        qtbot.waitUntil(lambda: page.pull_button.isVisible(), timeout=10_000)
+        page.fetch()  # F5
+        qtbot.waitUntil(lambda: "Pulling endless" in page.panel.status.text() and
+                        "events" in page.panel.status.text(), timeout=10_000)
+        assert not page.pull_button.isEnabled()
+        qtbot.mouseClick(page.panel.cancel_button, Qt.MouseButton.LeftButton)
+        bar = main_window.message_bar
+        qtbot.waitUntil(lambda: "Pull cancelled" in bar.text.text(), timeout=10_000)
+    assert page.pull_button.isEnabled() and not page.panel.isVisible()
+    entries, _ = inbox.load_entries()
+    assert entries  # each page was committed with its cursor
+    qtbot.waitUntil(lambda: page.model.rowCount() == len(entries), timeout=10_000)

@@ -9,7 +9,9 @@ Above the table: a banner when no receiver is running or nothing arrived for a l
 "Receive webhooks on this computer" switch with each source's URL and a Copy button; opt-outs
 per day and per reason. "Forward to destinations" hands the new opt-outs shown to the Submit
 page (preview, journal, receipt as always). Resubscribes are listed for a person to decide
-about and never forwarded.
+about and never forwarded. With an inbox-relay connection (a receiver on an always-on host),
+"Pull from relays" (F5) fetches what each relay received since the last pull, with progress and
+Cancel (what was pulled stays: each page is committed with its cursor).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from optout_desk.ui.charts import OptOutsPerDayChart, daily_counts
 from optout_desk.ui.models.columnar import ColumnarTableModel
 from optout_desk.ui.tasks import run_task
 from optout_desk.ui.widgets.data_table import DataTable
+from optout_desk.ui.widgets.task_panel import TaskPanel
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +59,52 @@ HEADERS = {"received": "Received (UTC)", "occurred": "Opted out (UTC)", "source"
            "deliveries": "Deliveries", "status": "Status"}
 SEARCH_COLUMNS = ("identifier", "source", "reason", "campaign", "status")
 FILTERS = ("All entries", "New opt-outs", "Resubscribes to decide", "Forwarded")
+RELAY_SYSTEM = "inbox-relay"
+
+
+@dataclass(frozen=True)
+class RelayPulls:
+    """What "Pull from relays" did: a sentence per relay pulled, and per relay that failed."""
+
+    pulled: list[str]
+    failed: list[str]
+    restarted: list[str]
+
+    def message(self) -> tuple[str, str]:
+        """(text, level) for the message bar."""
+        text = " ".join(self.failed + self.restarted + self.pulled)
+        level = "warning" if self.failed or self.restarted else "success"
+        return text, level
+
+
+def pull_relays(names: list[str], progress: ProgressCallback, cancel: CancelToken
+                ) -> RelayPulls:
+    """Each relay in turn (worker thread); one that fails (a wrong token, a relay that is
+    down) is said so and does not keep the others from being pulled."""
+    from dataclasses import replace
+
+    from optout_desk.core.errors import Cancelled, DeskError
+    from optout_desk.ui.formatting import counted
+    from optout_desk.workflows import inbox
+
+    pulls = RelayPulls([], [], [])
+    for name in names:
+        def report(step: Any, name: str = name) -> None:
+            progress(replace(step, message=f"Pulling {name}…"))
+
+        try:
+            result = inbox.pull_relay(name, progress=report, cancel=cancel)
+        except Cancelled:
+            raise
+        except DeskError as exc:
+            pulls.failed.append(f"{name}: {exc.message}")
+            continue
+        if result.restarted is not None:
+            pulls.restarted.append(f"{name} was pulled again from the start: "
+                                   f"{result.restarted}; nothing is counted twice.")
+        pulls.pulled.append(f"{name}: {counted(result.fetched, 'event')} fetched, "
+                            f"{result.new:,} new.")
+    return pulls
 
 
 @dataclass(frozen=True)
@@ -78,12 +127,14 @@ class Snapshot:
     marked: int = 0
     base_url: str = ""
     names: list[str] = field(default_factory=list)
+    relays: list[str] = field(default_factory=list)  # inbox-relay connections, to pull from
 
 
 def read_snapshot(known: tuple[Any, ...] | None, base_url: str, sources_known: bool
                   ) -> Snapshot:
     """One poll (worker thread): settle forwards, read the signature, and the entries and
     sources only when they changed."""
+    from optout_desk.store import connections
     from optout_desk.store import inbox as store
     from optout_desk.store.db import connect
     from optout_desk.workflows import inbox
@@ -91,6 +142,7 @@ def read_snapshot(known: tuple[Any, ...] | None, base_url: str, sources_known: b
     marked = inbox.settle_forward_requests()
     db = connect()
     try:
+        relays = [c.name for c in connections.list_all(db) if c.system == RELAY_SYSTEM]
         count, top = db.execute("SELECT COUNT(*), COALESCE(MAX(seq), 0) FROM inbox_events"
                                 ).fetchone()
         forwards = db.execute("SELECT COUNT(*) FROM inbox_forwards").fetchone()[0]
@@ -102,7 +154,7 @@ def read_snapshot(known: tuple[Any, ...] | None, base_url: str, sources_known: b
     signature = (count, top, forwards, source_key, base_url)
     snap = Snapshot(signature, heartbeat=inbox.receiver_heartbeat() is not None,
                     last_received=last, marked=marked, base_url=base_url,
-                    names=[s.name for s in sources])
+                    names=[s.name for s in sources], relays=relays)
     if known is None or signature[:3] != known[:3] or marked:
         entries, optout_ids = inbox.load_entries()
         snap.rows = [_row(entry, inbox.status_of(entry, optout_ids)) for entry in entries]
@@ -236,6 +288,14 @@ class InboxPage(QWidget):
         self.copy_button.setToolTip("Copy every source's webhook URL, to paste into the "
                                     "platforms' webhook settings")
         self.copy_button.clicked.connect(self.copy_urls)
+        self.pull_button = QPushButton("Pull from relays")
+        self.pull_button.setToolTip("Fetch what each inbox relay (`optout-desk receive` on an "
+                                    "always-on host) received since the last pull (F5)")
+        self.pull_button.clicked.connect(self.pull)
+        self.pull_button.hide()  # until an inbox-relay connection exists
+        self.relays: list[str] = []
+        self.panel = TaskPanel(cancel_tooltip="Stop pulling; what was pulled stays in the "
+                               "inbox")
         self.urls = QPlainTextEdit()
         self.urls.setReadOnly(True)
         self.urls.setMaximumHeight(64)
@@ -267,6 +327,7 @@ class InboxPage(QWidget):
         receiver_row = QHBoxLayout()
         receiver_row.addWidget(self.receive_button)
         receiver_row.addWidget(self.receiver_label, 1)
+        receiver_row.addWidget(self.pull_button)
         receiver_row.addWidget(self.add_button)
         receiver_row.addWidget(self.copy_button)
         filters = QHBoxLayout()
@@ -283,6 +344,7 @@ class InboxPage(QWidget):
         layout.addWidget(QLabel("<h2>Inbox</h2>"))
         layout.addWidget(self.banner)
         layout.addLayout(receiver_row)
+        layout.addWidget(self.panel)
         layout.addWidget(self.urls)
         layout.addLayout(charts)
         layout.addLayout(filters)
@@ -327,6 +389,8 @@ class InboxPage(QWidget):
         self.signature = snap.signature
         self.heartbeat = snap.heartbeat
         self.last_received = snap.last_received
+        self.relays = snap.relays
+        self.pull_button.setVisible(bool(snap.relays))
         if snap.sources is not None:
             self._show_sources(snap.sources)
         if snap.rows is not None:
@@ -402,10 +466,14 @@ class InboxPage(QWidget):
 
         running = receiver_control.current() is not None or self.heartbeat
         text = ""
-        if not running:
+        if not running and self.relays and not self.sources:
+            pass  # webhooks go to the relays; Pull from relays fetches them: nothing is wrong
+        elif not running:
+            relay = ("press Pull from relays" if self.relays else
+                     "pull from a relay (`optout-desk inbox pull`)")
             text = ("No receiver is running: webhooks sent now are not received here. Switch "
                     "on \u201cReceive webhooks on this computer\u201d, run `optout-desk receive`, "
-                    "or pull from a relay (`optout-desk inbox pull`).")
+                    f"or {relay}.")
         elif self.sources:
             quiet = _seconds_since(self.last_received)
             if quiet is None or quiet > QUIET_AFTER_S:
@@ -500,6 +568,36 @@ class InboxPage(QWidget):
         else:
             self.window_.show_error(exc)
 
+    def pull(self) -> None:
+        """Pull every inbox relay into the inbox (a worker task with progress and Cancel)."""
+        names = list(self.relays)
+        if not names or self.panel.busy:
+            return
+
+        def work(progress: ProgressCallback, cancel: CancelToken) -> RelayPulls:
+            return pull_relays(names, progress, cancel)
+
+        def pulled(result: RelayPulls) -> None:
+            self.pull_button.setEnabled(True)
+            self.window_.notify(*result.message())
+            self.poll()
+
+        def failed(exc: BaseException) -> None:
+            from optout_desk.core.errors import Cancelled
+
+            self.pull_button.setEnabled(True)
+            if isinstance(exc, Cancelled):  # each page came with its cursor: it stays
+                self.window_.notify("Pull cancelled; what was pulled before stays in the "
+                                    "inbox.", "info")
+            else:
+                self._action_failed(exc)
+            self.poll()  # what was pulled before the failure or Cancel is shown
+
+        self.pull_button.setEnabled(False)
+        label = names[0] if len(names) == 1 else f"{len(names)} relays"
+        self.task = self.panel.run(self, work, f"Pulling {label}…", on_success=pulled,
+                                   on_failure=failed, name="pull relays")
+
     def forward(self) -> None:
         """Hand the new opt-outs shown to the Submit page; they are marked forwarded per
         destination once the plan made from them completes."""
@@ -529,7 +627,11 @@ class InboxPage(QWidget):
         self.table.export_shown()
 
     def fetch(self) -> None:
-        self.poll()
+        """F5: pull the relays when there are any; read the local inbox again in any case."""
+        if self.relays:
+            self.pull()
+        else:
+            self.poll()
 
     def shutdown(self) -> None:
         self.timer.stop()
