@@ -143,6 +143,16 @@ def test_pull_from_relays_fills_the_inbox_and_says_which_relay_failed(
     qtbot.waitUntil(lambda: "relay: 1 event fetched, 1 new." in bar.text.text(),
                     timeout=10_000)
     qtbot.waitUntil(lambda: page.model.rowCount() == 4, timeout=10_000)
+    # Between presses the page pulls by itself; it speaks only when something new came (the
+    # stale relay's failure, said already, is not said again every minute).
+    assert page.relay_timer.isActive()
+    page.relay_timer.setInterval(100)
+    main_window.notify("marker", "info")
+    qtbot.wait(800)
+    assert bar.text.text() == "marker"
+    httpx.post(url, json=unsubscribe_event("+4915112345998", 1757849998))
+    qtbot.waitUntil(lambda: page.model.rowCount() == 5, timeout=10_000)
+    assert "relay: 1 event fetched, 1 new." in bar.text.text()
 
 
 class _EndlessRelay:

@@ -11,7 +11,9 @@ per day and per reason. "Forward to destinations" hands the new opt-outs shown t
 page (preview, journal, receipt as always). Resubscribes are listed for a person to decide
 about and never forwarded. With an inbox-relay connection (a receiver on an always-on host),
 "Pull from relays" (F5) fetches what each relay received since the last pull, with progress and
-Cancel (what was pulled stays: each page is committed with its cursor).
+Cancel (what was pulled stays: each page is committed with its cursor); between those, the page
+pulls them every RELAY_PULL_MS in the background and speaks only when something new came or a
+relay starts failing.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from optout_desk.ui.widgets.task_panel import TaskPanel
 log = logging.getLogger(__name__)
 
 POLL_MS = 2000
+RELAY_PULL_MS = 60_000  # while relay connections exist, each is pulled this often
 QUIET_AFTER_S = 24 * 3600  # "nothing arrived for a long time"
 COLUMNS = ("received", "occurred", "source", "identifier", "kind", "reason", "campaign",
            "deliveries", "status")
@@ -69,6 +72,10 @@ class RelayPulls:
     pulled: list[str]
     failed: list[str]
     restarted: list[str]
+    new: int = 0
+
+    def problem(self) -> str:
+        return " ".join(self.failed + self.restarted)
 
     def message(self) -> tuple[str, str]:
         """(text, level) for the message bar."""
@@ -88,6 +95,7 @@ def pull_relays(names: list[str], progress: ProgressCallback, cancel: CancelToke
     from optout_desk.workflows import inbox
 
     pulls = RelayPulls([], [], [])
+    new = 0
     for name in names:
         def report(step: Any, name: str = name) -> None:
             progress(replace(step, message=f"Pulling {name}…"))
@@ -104,7 +112,8 @@ def pull_relays(names: list[str], progress: ProgressCallback, cancel: CancelToke
                                    f"{result.restarted}; nothing is counted twice.")
         pulls.pulled.append(f"{name}: {counted(result.fetched, 'event')} fetched, "
                             f"{result.new:,} new.")
-    return pulls
+        new += result.new
+    return replace(pulls, new=new)
 
 
 @dataclass(frozen=True)
@@ -296,6 +305,12 @@ class InboxPage(QWidget):
         self.relays: list[str] = []
         self.panel = TaskPanel(cancel_tooltip="Stop pulling; what was pulled stays in the "
                                "inbox")
+        self.relay_timer = QTimer(self)
+        self.relay_timer.setInterval(RELAY_PULL_MS)
+        self.relay_timer.timeout.connect(self._pull_in_background)
+        self._background_pull: Any = None
+        self._background_reports = False  # a Pull pressed meanwhile: say what it gave
+        self._background_problem = ""  # the last background failure, said once
         self.urls = QPlainTextEdit()
         self.urls.setReadOnly(True)
         self.urls.setMaximumHeight(64)
@@ -391,6 +406,10 @@ class InboxPage(QWidget):
         self.last_received = snap.last_received
         self.relays = snap.relays
         self.pull_button.setVisible(bool(snap.relays))
+        if not snap.relays:
+            self.relay_timer.stop()
+        elif not self.relay_timer.isActive():
+            self.relay_timer.start()
         if snap.sources is not None:
             self._show_sources(snap.sources)
         if snap.rows is not None:
@@ -573,6 +592,9 @@ class InboxPage(QWidget):
         names = list(self.relays)
         if not names or self.panel.busy:
             return
+        if self._background_pull is not None:  # one pull at a time; that one will say
+            self._background_reports = True
+            return
 
         def work(progress: ProgressCallback, cancel: CancelToken) -> RelayPulls:
             return pull_relays(names, progress, cancel)
@@ -580,6 +602,7 @@ class InboxPage(QWidget):
         def pulled(result: RelayPulls) -> None:
             self.pull_button.setEnabled(True)
             self.window_.notify(*result.message())
+            self._background_problem = result.problem()  # said now: not again each minute
             self.poll()
 
         def failed(exc: BaseException) -> None:
@@ -597,6 +620,34 @@ class InboxPage(QWidget):
         label = names[0] if len(names) == 1 else f"{len(names)} relays"
         self.task = self.panel.run(self, work, f"Pulling {label}…", on_success=pulled,
                                    on_failure=failed, name="pull relays")
+
+    @Slot()
+    def _pull_in_background(self) -> None:
+        names = list(self.relays)
+        if not names or self.panel.busy or self._background_pull is not None:
+            return
+
+        def work(_progress: ProgressCallback, cancel: CancelToken) -> RelayPulls:
+            return pull_relays(names, lambda _step: None, cancel)
+
+        def pulled(result: RelayPulls) -> None:
+            self._background_pull = None
+            problem = result.problem()
+            if self._background_reports or result.new or \
+                    (problem and problem != self._background_problem):
+                self.window_.notify(*result.message())
+            self._background_reports = False
+            self._background_problem = problem
+            if result.new:
+                self.poll()
+
+        def failed(exc: BaseException) -> None:
+            self._background_pull = None
+            self._background_reports = False
+            log.warning("background relay pull failed: %s", type(exc).__name__)
+
+        self._background_pull = run_task(self, work, on_success=pulled, on_failure=failed,
+                                         name="relay pull (background)")
 
     def forward(self) -> None:
         """Hand the new opt-outs shown to the Submit page; they are marked forwarded per
@@ -635,6 +686,7 @@ class InboxPage(QWidget):
 
     def shutdown(self) -> None:
         self.timer.stop()
+        self.relay_timer.stop()
         from optout_desk.ui import receiver_control
 
         receiver_control.stop()
