@@ -146,16 +146,21 @@ class InboxRelayClient(SessionClient):
         except orjson.JSONDecodeError:
             body = None
         if not isinstance(body, dict) or not isinstance(body.get("events"), list) or \
-                not isinstance(body.get("next_after"), int):
+                not _whole(body.get("next_after")):
             raise MalformedResponseError(f"The relay at {host} answered something that is "
                                          "not its event list.")
         total, last_seq, relay_id = (body.get(name) for name in ("total", "last_seq",
                                                                   "relay_id"))
         events = [e for e in body["events"] if isinstance(e, dict)]
         return RelayPage(events, body["next_after"], body.get("more") is True,
-                         total if isinstance(total, int) else None,
-                         last_seq if isinstance(last_seq, int) else None,
+                         total if _whole(total) else None,
+                         last_seq if _whole(last_seq) else None,
                          relay_id if isinstance(relay_id, str) and relay_id else None)
+
+
+def _whole(value: object) -> bool:
+    """A JSON whole number (true and false are not: Python calls them ints)."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _record(event: dict[str, Any]) -> OptOutRecord | None:

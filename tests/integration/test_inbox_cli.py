@@ -337,3 +337,35 @@ def test_a_relay_restored_behind_the_cursor_is_pulled_again_from_the_start(
     assert "backup: 2 events fetched, 1 new (cursor 2)" in out
     entries, _ = inbox.load_entries()
     assert sorted(e.event.event_id for e in entries) == ["e0", "e1", "e2", "e9"]
+
+
+class _OddRelay(_RestoredRelay):
+    """_RestoredRelay's answers with some fields replaced by JSON true/false."""
+
+    def __init__(self, **odd: object) -> None:
+        super().__init__()
+        self.odd = odd
+
+    def handle(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Reply:
+        page = json.loads(super().handle(method, target, headers, body).body)
+        return json_reply(200, {**page, **self.odd})
+
+
+def test_a_relay_sending_true_for_a_number_is_not_misread(
+        isolated_home: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Python reads JSON true as the int 1: a last_seq of true would have restarted every
+    pull from the beginning, a next_after of true stored cursor 1."""
+    monkeypatch.setenv("OPTOUT_DESK_SECRET_ODD_TOKEN", "t" * 32)
+    relay = _OddRelay(last_seq=True, total=False)
+    with LoopbackServer(relay, name="odd-relay") as server:
+        assert main(["connection", "add", "odd", "--system", "inbox-relay", "--base-url",
+                     server.origin]) == 0
+        assert main(["inbox", "pull", "odd"]) == 0
+        assert main(["inbox", "pull", "odd"]) == 0
+        out = capsys.readouterr().out
+        assert "pulled again" not in out
+        assert "odd: 0 events fetched, 0 new (cursor 3)" in out
+        relay.odd = {"next_after": True}
+        assert main(["inbox", "pull", "odd"]) == 1
+    assert "answered something that is not its event list" in capsys.readouterr().err
