@@ -189,7 +189,9 @@ class CheckMarketClient(SessionClient):
         TotalRowCount out)."""
         body, _ = self._get(OPTOUTS_PATH, {"$top": 1}, NEVER_CANCELLED)
         total = body["Meta"].get("TotalRowCount")
-        count = total if isinstance(total, int) else len(body.get("Data") or [])
+        count = _count(total)
+        if count is None:
+            count = len(body.get("Data") or [])
         return CheckResult(f"{count:,} opt-outs on the account.", count)
 
     def list_optouts(self, *, since: str | None = None, survey_id: int | None = None,
@@ -226,7 +228,7 @@ class CheckMarketClient(SessionClient):
         def interpret(response: httpx.Response) -> tuple[int, int | None]:
             parsed = self._interpret(response, ROLE_WRITE, body_optional=True)
             status = parsed["Meta"].get("Status") if parsed else None
-            return response.status_code, status if isinstance(status, int) else None
+            return response.status_code, status if type(status) is int else None
 
         (http_status, body_status), attempts = self._session.request(
             "POST", OPTOUTS_PATH, json=body, interpret=interpret)
@@ -307,7 +309,7 @@ class CheckMarketClient(SessionClient):
         body = _json_or_none(response)
         meta = body.get("Meta") if isinstance(body, dict) else None
         body_status = meta.get("Status") if isinstance(meta, dict) else None
-        body_status = body_status if isinstance(body_status, int) else None
+        body_status = body_status if type(body_status) is int else None  # true is no status
         data = body.get("Data") if isinstance(body, dict) else None
         detail = self._detail(data)
         if status == 429 or body_status == 429:
@@ -346,6 +348,11 @@ class CheckMarketClient(SessionClient):
             raise MalformedResponseError(
                 f"CheckMarket ({self.host}) answered HTTP {status} with something that is not "
                 f"its JSON envelope ({kind}); check the base URL points at the API.")
+        if body_status is None:
+            raise PlatformError(
+                f"CheckMarket ({self.host}) answered HTTP {status} without a status in its "
+                f"envelope (Meta.Status){detail}; check the base URL points at the API.",
+                status, None)
         if body_status != 200:
             raise PlatformError(
                 f"CheckMarket ({self.host}) reported status {body_status} under HTTP "

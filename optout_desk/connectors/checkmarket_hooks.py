@@ -159,5 +159,5 @@ def _webhook(data: Any, host: str, target_url: str) -> Webhook:
         event_name=str(data.get("EventName") or ""),
         target_url=str(data.get("ClientUrl") or data.get("TargetUrl") or target_url),
         is_active=data.get("IsActive") is True,
-        survey_id=survey if isinstance(survey, int) else None,
+        survey_id=survey if type(survey) is int else None,
     )

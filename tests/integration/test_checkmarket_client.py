@@ -519,3 +519,35 @@ def test_posted_opt_outs_without_contact_ids_stay_apart(
     assert len(records) == 110
     assert {r.email for r in records} >= set(people)
 
+
+
+class _TrueCounts:
+    """A CheckMarket-shaped server whose Meta numbers are JSON true (Python reads them as 1)."""
+
+    def __init__(self) -> None:
+        self.status: object = 200
+
+    def handle(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Any:
+        from optout_desk.sandbox.service import json_reply
+
+        rows = [{"ContactId": n, "Email": f"p{n}@example.com",
+                 "DateOptOut": "2026-11-30T10:00:00Z"} for n in (1, 2)]
+        return json_reply(200, {"Meta": {"Status": self.status, "TotalRowCount": True},
+                                "Data": rows})
+
+
+def test_a_total_of_true_is_no_total() -> None:
+    """check() said "1 opt-outs on the account" (true read as 1); it counts the rows seen, as
+    for a total left out."""
+    from optout_desk.sandbox.loopback import LoopbackServer
+
+    server_state = _TrueCounts()
+    with LoopbackServer(server_state, name="true-counts") as server:
+        client = CheckMarketClient(CheckMarketSettings.from_mapping(server.origin, {}), "m", "k")
+        try:
+            assert client.check().total_optouts == 2
+            server_state.status = True  # no status at all, not status 1
+            with pytest.raises(PlatformError, match=r"without a status in its envelope"):
+                client.check()
+        finally:
+            client.close()
