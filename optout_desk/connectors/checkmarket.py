@@ -64,6 +64,7 @@ from optout_desk.core.records import (
     canonical_timestamp,
     earliest_per_person,
 )
+from optout_desk.core.wording import counted
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +193,7 @@ class CheckMarketClient(SessionClient):
         count = _count(total)
         if count is None:
             count = len(body.get("Data") or [])
-        return CheckResult(f"{count:,} opt-outs on the account.", count)
+        return CheckResult(f"{counted(count, 'opt-out')} on the account.", count)
 
     def list_optouts(self, *, since: str | None = None, survey_id: int | None = None,
                      progress: ProgressCallback = no_progress,

@@ -35,6 +35,7 @@ from optout_desk.core.progress import (
     no_progress,
 )
 from optout_desk.core.records import OptOutRecord, canonical_timestamp
+from optout_desk.core.wording import counted
 
 PLATFORM = "Inbox relay"
 SECRET_FIELDS = ("TOKEN",)
@@ -71,7 +72,7 @@ class InboxRelayClient(SessionClient):
         """One small request: proves the URL and the token; says how many events it holds."""
         page = self.list_events(after=0, limit=1)
         total = page.total if page.total is not None else len(page.events)
-        return CheckResult(f"the relay at {self.host} holds {total:,} events.", total)
+        return CheckResult(f"the relay at {self.host} holds {counted(total, 'event')}.", total)
 
     def list_optouts(self, *, since: str | None = None, survey_id: int | None = None,
                      progress: ProgressCallback = no_progress,

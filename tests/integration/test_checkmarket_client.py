@@ -526,12 +526,13 @@ class _TrueCounts:
 
     def __init__(self) -> None:
         self.status: object = 200
+        self.rows = 2
 
     def handle(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Any:
         from optout_desk.sandbox.service import json_reply
 
         rows = [{"ContactId": n, "Email": f"p{n}@example.com",
-                 "DateOptOut": "2026-11-30T10:00:00Z"} for n in (1, 2)]
+                 "DateOptOut": "2026-11-30T10:00:00Z"} for n in range(self.rows)]
         return json_reply(200, {"Meta": {"Status": self.status, "TotalRowCount": True},
                                 "Data": rows})
 
@@ -546,6 +547,8 @@ def test_a_total_of_true_is_no_total() -> None:
         client = CheckMarketClient(CheckMarketSettings.from_mapping(server.origin, {}), "m", "k")
         try:
             assert client.check().total_optouts == 2
+            server_state.rows = 1
+            assert client.check().message == "1 opt-out on the account."
             server_state.status = True  # no status at all, not status 1
             with pytest.raises(PlatformError, match=r"without a status in its envelope"):
                 client.check()
