@@ -18,6 +18,7 @@ from rich.progress import (
 )
 
 from optout_desk.core.progress import Progress, ProgressCallback, no_progress
+from optout_desk.core.wording import counted
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -45,7 +46,8 @@ def progress_bar(description: str) -> Iterator[ProgressCallback]:
         task = bar.add_task(description, total=None, extra="")
 
         def report(p: Progress) -> None:
-            extra = f"{p.unit}" + (f" · {p.records:,} records" if p.records is not None else "")
+            extra = f"{p.unit}" + (f" · {counted(p.records, 'record')}"
+                                   if p.records is not None else "")
             bar.update(task, completed=p.done, total=p.total, extra=extra)
 
         yield report
@@ -78,7 +80,7 @@ def progress_bars(descriptions: dict[str, str]) -> Iterator[dict[str, ProgressCa
             task = bar.add_task(description, total=None, extra="")
 
             def report(p: Progress, task: object = task) -> None:
-                extra = f"{p.unit}" + (f" · {p.records:,} identifiers"
+                extra = f"{p.unit}" + (f" · {counted(p.records, 'identifier')}"
                                        if p.records is not None else "")
                 bar.update(task, completed=p.done, total=p.total, extra=extra)  # type: ignore[arg-type]
 

@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from optout_desk.core.wording import counted
+
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
@@ -33,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
         from optout_desk.workflows.submit import export_run_receipt
 
         rows = export_run_receipt(args.export_receipt, args.output)
-        out.print(f"Wrote run {args.export_receipt}'s receipt ({rows:,} rows) to {args.output}")
+        out.print(f"Wrote run {args.export_receipt}'s receipt ({counted(rows, 'row')}) to "
+                  f"{args.output}")
         return 0
     if args.limit < 1:
         raise BadInputError("--limit must be at least 1.")

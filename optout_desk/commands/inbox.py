@@ -7,6 +7,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from optout_desk.core.wording import counted
+
 
 def _webhook_systems() -> list[str]:
     """The systems that push webhooks, as the connector registry declares."""
@@ -198,8 +200,8 @@ def run_list(args: argparse.Namespace) -> int:
         print("\t".join(str(v) for v in (
             entry.received_at[:19].replace("T", " "), e.source, e.kind, e.identifier,
             reason, e.campaign, entry.deliveries, inbox.status_of(entry, optout_ids))))
-    out.print(f"{len(entries):,} entries: {optouts:,} opt-outs, "
-              f"{len(entries) - optouts:,} resubscribes.")
+    out.print(f"{counted(len(entries), 'entry', 'entries')}: {counted(optouts, 'opt-out')}, "
+              f"{counted(len(entries) - optouts, 'resubscribe')}.")
     return 0
 
 
@@ -236,7 +238,7 @@ def run_forward(args: argparse.Namespace) -> int:
         if not stdin_is_terminal():
             raise BadInputError("Refusing to forward without confirmation: there is no "
                                 "terminal to ask on. Run again with --yes.")
-        return confirm(f"Submit {plan.total:,} opt-outs to {plan.destination.label}?")
+        return confirm(f"Submit {counted(plan.total, 'opt-out')} to {plan.destination.label}?")
 
     with progress_bar(f"Forwarding to {args.destination}") as report:
         result = inbox.forward_entries(args.destination, source=args.source, confirm=approve,
@@ -268,7 +270,8 @@ def run_pull(args: argparse.Namespace) -> int:
     if result.restarted is not None:
         out.print(f"The relay {result.connection} was pulled again from the start: "
                   f"{result.restarted}. Entries already in the inbox are not counted twice.")
-    out.print(f"{result.connection}: {result.fetched:,} events fetched, {result.new:,} new "
+    out.print(f"{result.connection}: {counted(result.fetched, 'event')} fetched, "
+              f"{result.new:,} new "
               f"(cursor {result.cursor}).")
     return 0
 

@@ -16,6 +16,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from optout_desk.core.wording import counted
+
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
@@ -101,8 +103,8 @@ def run(args: argparse.Namespace) -> int:
                if mapping.country_column is not None else " ·")
     out.print(f"Email columns ({chosen}): {emails} · phone columns ({chosen}): {phones}"
               f"{country} region {mapping.region}")
-    out.print(f"Compared {run.result.row_count:,} rows with {run.other.description} "
-              f"({run.result.other_count:,} records)")
+    out.print(f"Compared {counted(run.result.row_count, 'row')} with {run.other.description} "
+              f"({counted(run.result.other_count, 'record')})")
     labels = run.bucket_labels
     for bucket, count in run.result.counts().items():
         if bucket is Bucket.MISSING_FROM_CRM and not run.other.complete:

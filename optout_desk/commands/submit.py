@@ -20,6 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from optout_desk.core.wording import counted
+
 MAX_LISTED = 20  # identifiers listed by name in the terminal before "… and N more"
 
 
@@ -126,7 +128,8 @@ def _submit_new(args: argparse.Namespace) -> int:
     if not plan.batches:
         out.print("Nothing to submit.")
         return 0
-    _confirm_or_refuse(args, f"Submit {plan.total:,} opt-outs to {plan.destination.label}?")
+    _confirm_or_refuse(args, f"Submit {counted(plan.total, 'opt-out')} to "
+                             f"{plan.destination.label}?")
     plan_id = submit.save_plan(plan, source_file=source_name, source_sha256=source_sha)
     return _execute(args, plan_id)
 
@@ -166,8 +169,8 @@ def print_matrix(preview: Any) -> None:
     kinds = sorted({k for d in preview.destinations for k in d.plan.counts} | {
         str(left.kind) for d in preview.destinations for left in d.plan.left_out
         if left.key is not None})
-    out.print(f"{preview.input_count:,} identifiers to {len(preview.destinations)} "
-              "destinations:")
+    out.print(f"{counted(preview.input_count, 'identifier')} to "
+              f"{counted(len(preview.destinations), 'destination')}:")
     table = Table(box=None, pad_edge=False, header_style="bold")
     table.add_column("Destination")
     for kind in kinds:

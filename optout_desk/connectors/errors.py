@@ -4,6 +4,7 @@ nobody parses error strings. No message ever contains a key or a personal identi
 from __future__ import annotations
 
 from optout_desk.core.errors import DeskError
+from optout_desk.core.wording import counted
 
 
 class ConnectorError(DeskError):
@@ -92,4 +93,4 @@ class IncompleteFetchError(ConnectorError):
         """The same failure, told the way the sync workflow ends it: the cache untouched."""
         return IncompleteFetchError(
             self.platform, self.expected, self.got, what=self.what,
-            kept=f"the cached list was left unchanged ({cached:,} opt-outs)")
+            kept=f"the cached list was left unchanged ({counted(cached, 'opt-out')})")

@@ -13,6 +13,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from optout_desk.core.errors import BadInputError
+from optout_desk.core.wording import counted
 
 from .formats import (
     PLAIN_TEXT_EXTENSIONS,
@@ -174,8 +175,8 @@ def _has(members: list[zipfile.ZipInfo], filename: str) -> bool:
 def _check_bomb(name: str, members: list[zipfile.ZipInfo]) -> None:
     if len(members) > MAX_ZIP_MEMBERS:
         raise BadInputError(
-            f"'{name}' is a zip of {len(members):,} files, not a workbook (a workbook holds a "
-            "few dozen); the desk will not open it."
+            f"'{name}' is a zip of {counted(len(members), 'file')}, not a workbook (a workbook "
+            "holds a few dozen); the desk will not open it."
         )
     total = sum(member.file_size for member in members)
     compressed = sum(member.compress_size for member in members)

@@ -27,6 +27,7 @@ from optout_desk.core.errors import BadInputError
 from optout_desk.core.identifiers import load_phone_metadata
 from optout_desk.core.progress import NEVER_CANCELLED, CancelToken, Progress, ProgressCallback
 from optout_desk.core.progress import no_progress as _no_progress
+from optout_desk.core.wording import counted
 
 from ._isolated import ReaderProcess
 from ._reader import Sheets
@@ -179,7 +180,8 @@ def _read_table(
     table.encoding, table.delimiter = outcome.encoding, outcome.delimiter
     table.notes = notes + table.notes
     table.sha256 = _sha256(path)
-    progress(Progress(len(table.rows), len(table.rows), "rows", f"Read {len(table.rows):,} rows"))
+    read = len(table.rows)
+    progress(Progress(read, read, "rows", f"Read {counted(read, 'row')}"))
     return table
 
 

@@ -286,7 +286,7 @@ class ReconcileRun:
             unknown = unknown_countries(table, mapping)
             if unknown:
                 items.append(("Countries not recognised", ", ".join(
-                    f"'{value.text}' ({value.rows:,} rows)" for value in unknown[:10])))
+                    f"'{value.text}' ({counted(value.rows, 'row')})" for value in unknown[:10])))
         else:
             items.append(("Phone region", f"{countries.name_of(mapping.region)} "
                                           f"({mapping.region})"))

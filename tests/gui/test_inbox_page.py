@@ -42,7 +42,7 @@ def test_events_appear_live_and_resubscribes_wait_for_a_person(
     assert cell(page, 0, "kind") == "resubscribe"
     assert cell(page, 0, "status") == "resubscribe: decide"
     assert cell(page, 1, "reason") == "Zu viele Nachrichten"
-    assert "3 opt-outs · 3 new · 1 resubscribes (1 to decide)" in page.counts_label.text()
+    assert "3 opt-outs · 3 new · 1 resubscribe (1 to decide)" in page.counts_label.text()
     assert page.reason_chart.counts == [("Zu viele Nachrichten", 3)]
     assert int(page.day_chart.counts.counts.sum()) == 3
     assert "lox (lox24): http://127.0.0.1:" in page.urls.toPlainText()

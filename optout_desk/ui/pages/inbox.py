@@ -44,6 +44,7 @@ from PySide6.QtWidgets import (
 from optout_desk.core.progress import CancelToken, ProgressCallback
 from optout_desk.ui import chart_library
 from optout_desk.ui.charts import OptOutsPerDayChart, daily_counts
+from optout_desk.ui.formatting import counted, number
 from optout_desk.ui.models.columnar import ColumnarTableModel
 from optout_desk.ui.tasks import run_task
 from optout_desk.ui.widgets.data_table import DataTable
@@ -91,7 +92,6 @@ def pull_relays(names: list[str], progress: ProgressCallback, cancel: CancelToke
     from dataclasses import replace
 
     from optout_desk.core.errors import Cancelled, DeskError
-    from optout_desk.ui.formatting import counted
     from optout_desk.workflows import inbox
 
     pulls = RelayPulls([], [], [])
@@ -455,9 +455,9 @@ class InboxPage(QWidget):
         optouts = [r for r in self.rows if r["optout"]]
         new = sum(r["new"] for r in self.rows)
         decide = sum(r["status"].startswith("resubscribe") for r in self.rows)
-        self.counts_label.setText(f"{len(optouts):,} opt-outs · {new:,} new · "
-                                  f"{len(self.rows) - len(optouts):,} resubscribes "
-                                  f"({decide:,} to decide)")
+        self.counts_label.setText(f"{counted(len(optouts), 'opt-out')} · {number(new)} new · "
+                                  f"{counted(len(self.rows) - len(optouts), 'resubscribe')} "
+                                  f"({number(decide)} to decide)")
         self.forward_button.setEnabled(new > 0)
         self.day_chart.set_counts(daily_counts([r["occurred"][:10] for r in optouts]))
         self.reason_chart.set_counts(reason_counts(self.rows))

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from optout_desk.core.progress import Progress
+from optout_desk.ui.formatting import counted
 from optout_desk.workflows.submission import (
     DestinationPreview,
     SubmissionPreview,
@@ -190,7 +191,7 @@ class DestinationRow:
         if report.total:
             self.bar.setRange(0, report.total)
         self.bar.setValue(report.done)
-        self.status.setText(f"sending… {report.records or 0:,} identifiers acknowledged")
+        self.status.setText(f"sending… {counted(report.records or 0, 'identifier')} acknowledged")
         if self.first_done is None:
             self.first_done, self.started = report.done, time.monotonic()
             return
