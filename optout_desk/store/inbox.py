@@ -411,6 +411,22 @@ def set_setting(conn: sqlite3.Connection, name: str, value: str) -> None:
                  "ON CONFLICT (name) DO UPDATE SET value = excluded.value", (name, value))
 
 
+def relay_cursor_setting(connection: str) -> str:
+    """Where the desk keeps its cursor into the relay behind `connection`."""
+    return f"cursor:{connection}"
+
+
+def relay_id_setting(connection: str) -> str:
+    """Where the desk keeps the relay_id that cursor belongs to."""
+    return f"relay:{connection}"
+
+
+def forget_relay(conn: sqlite3.Connection, connection: str) -> None:
+    """The connection is gone: a new one of the same name pulls from the beginning."""
+    conn.execute("DELETE FROM inbox_settings WHERE name IN (?, ?)",
+                 (relay_cursor_setting(connection), relay_id_setting(connection)))
+
+
 def relay_id(conn: sqlite3.Connection) -> str:
     """This database's identity as a relay, made the first time it is asked for. A desk that
     pulls from a relay keeps it beside its cursor: a relay whose database was replaced (a

@@ -25,7 +25,7 @@ from optout_desk.connectors import registry
 from optout_desk.connectors.base import Capability, Client
 from optout_desk.connectors.errors import ConnectorError
 from optout_desk.core.errors import BadInputError, DeskError
-from optout_desk.store import cache, connections
+from optout_desk.store import cache, connections, inbox
 from optout_desk.store.connections import ConnectionProfile
 from optout_desk.store.db import connect
 
@@ -189,6 +189,7 @@ def remove_connection(name: str) -> int:
         )
         secret_store.delete_secrets(name, registry.system_info(profile.system).secret_fields)
         connections.remove(db, name)
+        inbox.forget_relay(db, name)  # a relay's cursor must not outlive it
     finally:
         db.close()
     log.info("removed connection %s", name)

@@ -573,7 +573,8 @@ def pull_relay(connection: str, *, progress: ProgressCallback = no_progress,
         raise BadInputError(f"The connection {connection!r} is not an inbox relay.")
     token = secret_store.read_secret(connection, "TOKEN")
     client = (open_relay or InboxRelayClient)(profile.base_url, token)
-    cursor_name, relay_name = f"cursor:{connection}", f"relay:{connection}"
+    cursor_name = inbox.relay_cursor_setting(connection)
+    relay_name = inbox.relay_id_setting(connection)
     db = _db()
     try:
         cursor = int(inbox.get_setting(db, cursor_name) or 0)

@@ -369,3 +369,21 @@ def test_a_relay_sending_true_for_a_number_is_not_misread(
         relay.odd = {"next_after": True}
         assert main(["inbox", "pull", "odd"]) == 1
     assert "answered something that is not its event list" in capsys.readouterr().err
+
+
+def test_a_relay_connection_removed_and_added_again_pulls_from_the_start(
+        isolated_home: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Before, the cursor outlived its connection: one added again under the same name, to a
+    relay that sends no relay_id (an older receiver), began after the old cursor."""
+    monkeypatch.setenv("OPTOUT_DESK_SECRET_AGAIN_TOKEN", "t" * 32)
+    with LoopbackServer(_OddRelay(relay_id=None, last_seq=None), name="old-relay") as server:
+        add = ["connection", "add", "again", "--system", "inbox-relay", "--base-url",
+               server.origin]
+        assert main(add) == 0
+        assert main(["inbox", "pull", "again"]) == 0
+        assert main(["connection", "remove", "again", "--yes"]) == 0
+        assert main(add) == 0
+        capsys.readouterr()
+        assert main(["inbox", "pull", "again"]) == 0
+    assert "again: 3 events fetched, 0 new (cursor 3)" in capsys.readouterr().out
