@@ -143,6 +143,13 @@ def add_connection(
     return saved
 
 
+@dataclass(frozen=True)
+class EditedConnection:
+    profile: ConnectionProfile
+    # Opt-outs dropped from the cache because the address changed (None: it did not).
+    dropped: int | None = None
+
+
 def edit_connection(
     name: str,
     *,
@@ -151,12 +158,15 @@ def edit_connection(
     settings: Mapping[str, Any] | None = None,
     secrets: Mapping[str, str] | None = None,
     session_only: bool = False,
-) -> ConnectionProfile:
+) -> EditedConnection:
     """Change a connection: a new region or URL, settings (a value of None removes it) and/or
-    new keys (only the fields given are replaced)."""
+    new keys (only the fields given are replaced). Another address is another server (another
+    data centre is another account): the lists cached from the old one are dropped, so the
+    next fetch is a full one instead of merging the new server's opt-outs into them."""
     db = connect()
     try:
         profile = connections.get(db, name)
+        old_url = profile.base_url
         if region is not None or base_url is not None:
             profile.base_url = registry.base_url_for(profile.system, region, base_url)
             profile.region = "" if base_url else (region or "")
@@ -172,7 +182,16 @@ def edit_connection(
             if value:
                 secret_store.store_secret(name, secret_field, value, session_only=session_only)
         connections.update(db, profile)
-        return connections.get(db, name)
+        dropped = None
+        if profile.base_url != old_url:
+            assert profile.id is not None
+            dropped = sum(cache.sync_state(db, profile.id, scope).count
+                          for scope in cache.scopes(db, profile.id))
+            cache.clear(db, profile.id)
+            inbox.forget_relay(db, name)
+            log.info("connection %s moved to another address: %d cached opt-outs dropped",
+                     name, dropped)
+        return EditedConnection(connections.get(db, name), dropped)
     finally:
         db.close()
 

@@ -157,6 +157,9 @@ def test_edit_keeps_the_name_and_replaces_only_typed_keys(
     answer_dialog(monkeypatch, sandbox_input(sandbox, "to-edit"))
     qtbot.mouseClick(page.add_button, Qt.MouseButton.LeftButton)
     wait_listed(page, qtbot, "to-edit")
+    from optout_desk.workflows.sync import sync_optouts
+
+    assert sync_optouts("to-edit").total == 250
     other = sandbox_factory(records=3, seed=2)
     asked = answer_dialog(monkeypatch, ConnectionInput(
         name="to-edit", system="checkmarket", region="custom", custom_url=other.base_url,
@@ -167,6 +170,11 @@ def test_edit_keeps_the_name_and_replaces_only_typed_keys(
                     == other.base_url, timeout=15_000)
     assert asked[0][0].name == "to-edit"
     assert secrets.read_secret("to-edit", "KEY") == sandbox.key
+    # Another address: the list cached from the old one is not merged with the new one's.
+    bar = page.window().message_bar
+    qtbot.waitUntil(lambda: "was dropped" in bar.text.text(), timeout=10_000)
+    assert "the list cached from the old one (250 opt-outs) was dropped: fetch it again" in \
+        bar.text.text()
 
 
 def test_dialog_validates_and_masks_keys(qtbot: Any) -> None:

@@ -10,7 +10,8 @@ import openpyxl
 import pytest
 
 from optout_desk.cli import main
-from optout_desk.core.records import OptOutRecord
+from optout_desk.core.records import OptOutRecord, canonical_timestamp
+from optout_desk.sandbox.checkmarket import ALL_ROLES
 from optout_desk.sandbox.server import Sandbox
 from optout_desk.store import cache, connections, history
 from optout_desk.store.db import connect
@@ -209,3 +210,36 @@ def test_a_list_cached_under_the_old_keys_is_fetched_in_full(
     assert "full fetch" in capsys.readouterr().out
     assert main(["fetch", demo_connection]) == 0
     assert "incremental fetch" in capsys.readouterr().out
+
+
+def test_a_connection_moved_to_another_address_drops_the_old_cache(
+        isolated_home: Path, sandbox_factory: SandboxFactory,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before, a connection edited to another address (another data centre is another
+    account) kept the old list and the next fetch was incremental: the new server's recent
+    opt-outs were merged into the old server's list, and reconcile compared against a mix."""
+    from optout_desk.workflows import connections as workflow
+
+    old, new = sandbox_factory(records=40, seed=3), sandbox_factory(records=25, seed=4)
+    # One key pair on both servers: only the address differs.
+    new.state.add_key(old.master_key, old.key, set(ALL_ROLES))
+    monkeypatch.setenv("OPTOUT_DESK_SECRET_MOVED_MASTER_KEY", old.master_key)
+    monkeypatch.setenv("OPTOUT_DESK_SECRET_MOVED_KEY", old.key)
+    assert main(["connection", "add", "moved", "--system", "checkmarket",
+                 "--base-url", old.base_url]) == 0
+    assert main(["fetch", "moved"]) == 0
+    assert cached_count("moved") == 40
+    assert workflow.edit_connection("moved", settings={"page_size": 50}).dropped is None
+    assert cached_count("moved") == 40  # the same address: the cache stays
+    assert workflow.edit_connection("moved", base_url=new.base_url).dropped == 40
+    assert cached_count("moved") == 0
+    assert main(["fetch", "moved"]) == 0
+    db = connect()
+    try:
+        profile = connections.get(db, "moved")
+        assert profile.id is not None
+        dates = sorted(r.date_opt_out for r in cache.load_records(db, profile.id))
+    finally:
+        db.close()
+    assert len(dates) == 25  # the new server's list alone, not a mix
+    assert dates == sorted(canonical_timestamp(o["DateOptOut"]) for o in new.state.optouts())

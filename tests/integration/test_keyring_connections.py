@@ -57,12 +57,12 @@ def test_edit_changes_url_settings_and_one_key(
     assert isinstance(check.error, AuthenticationError)
     edited = workflow.edit_connection(
         "acme", settings={"page_size": 50, "concurrency": 2}, secrets={"KEY": sandbox.key}
-    )
+    ).profile
     assert edited.settings == {"page_size": 50, "concurrency": 2}
     assert workflow.test_connection("acme").total_optouts == 250
-    edited = workflow.edit_connection("acme", settings={"concurrency": None})
+    edited = workflow.edit_connection("acme", settings={"concurrency": None}).profile
     assert edited.settings == {"page_size": 50}
-    edited = workflow.edit_connection("acme", region="us")
+    edited = workflow.edit_connection("acme", region="us").profile
     assert (edited.region, edited.base_url) == (
         "us", "https://api-us.agileresearch.medallia.com/")
     with pytest.raises(ConfigurationError):

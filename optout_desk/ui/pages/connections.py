@@ -267,7 +267,7 @@ class ConnectionsPage(QWidget):
             self._save(value, session_only=value.session_only)
 
     def _save(self, value: ConnectionInput, session_only: bool) -> None:
-        def work(_progress: ProgressCallback, _cancel: CancelToken) -> str:
+        def work(_progress: ProgressCallback, _cancel: CancelToken) -> tuple[str, int | None]:
             from optout_desk.workflows import connections as flows
 
             base_url = value.custom_url if value.region == CUSTOM_REGION else None
@@ -276,21 +276,29 @@ class ConnectionsPage(QWidget):
                 flows.add_connection(value.name, value.system, region=region, base_url=base_url,
                                      secrets=value.secrets, session_only=session_only,
                                      settings=value.settings)
-            else:
-                flows.edit_connection(value.original_name, region=region, base_url=base_url,
-                                      secrets=value.secrets or None,
-                                      session_only=session_only, settings=value.settings)
-            return value.name
+                return value.name, None
+            edited = flows.edit_connection(value.original_name, region=region,
+                                           base_url=base_url, secrets=value.secrets or None,
+                                           session_only=session_only, settings=value.settings)
+            return value.name, edited.dropped
 
-        run_task(self, work, on_success=lambda name: self._saved(name, session_only),
+        run_task(self, work, on_success=lambda saved: self._saved(*saved, session_only),
                  on_failure=lambda exc: self._save_failed(value, exc), name="save connection")
 
-    def _saved(self, name: str, session_only: bool = False) -> None:
+    def _saved(self, name: str, dropped: int | None = None, session_only: bool = False) -> None:
+        from optout_desk.ui.formatting import counted
+
         self.checks.pop(name, None)
         self.host.set_last_connection(name)
-        self.host.notify(f"Connection {name} saved" + (
-            "; its keys are held for this session only." if session_only else "."), "success")
+        text = f"Connection {name} saved" + (
+            "; its keys are held for this session only." if session_only else ".")
+        if dropped:
+            text += (f" Its address changed, so the list cached from the old one "
+                     f"({counted(dropped, 'opt-out')}) was dropped: fetch it again.")
+        self.host.notify(text, "success" if not dropped else "info")
         self.host.changes.connectionsChanged.emit()
+        if dropped is not None:
+            self.host.changes.cacheChanged.emit(name)
 
     def _save_failed(self, value: ConnectionInput, exc: BaseException) -> None:
         from optout_desk import secrets
