@@ -181,9 +181,10 @@ def edit_connection(
         for secret_field, value in (secrets or {}).items():
             if value:
                 secret_store.store_secret(name, secret_field, value, session_only=session_only)
-        connections.update(db, profile)
         dropped = None
         if profile.base_url != old_url:
+            # Before the new address is saved: if anything stops between the two, the worst
+            # left is an empty cache, never the old list under the new address.
             assert profile.id is not None
             dropped = sum(cache.sync_state(db, profile.id, scope).count
                           for scope in cache.scopes(db, profile.id))
@@ -191,6 +192,7 @@ def edit_connection(
             inbox.forget_relay(db, name)
             log.info("connection %s moved to another address: %d cached opt-outs dropped",
                      name, dropped)
+        connections.update(db, profile)
         return EditedConnection(connections.get(db, name), dropped)
     finally:
         db.close()
