@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from optout_desk import secrets as secret_store
 from optout_desk.connectors import registry
@@ -182,7 +183,7 @@ def edit_connection(
             if value:
                 secret_store.store_secret(name, secret_field, value, session_only=session_only)
         dropped = None
-        if profile.base_url != old_url:
+        if not _same_address(profile.base_url, old_url):
             # Before the new address is saved: if anything stops between the two, the worst
             # left is an empty cache, never the old list under the new address.
             assert profile.id is not None
@@ -196,6 +197,15 @@ def edit_connection(
         return EditedConnection(connections.get(db, name), dropped)
     finally:
         db.close()
+
+
+def _same_address(a: str, b: str) -> bool:
+    """The same server, however the URL was written (a trailing slash, the host's case)."""
+    def key(url: str) -> tuple[str, str, str]:
+        parts = urlsplit(url.strip())
+        return parts.scheme.lower(), parts.netloc.lower(), parts.path.rstrip("/")
+
+    return key(a) == key(b)
 
 
 def remove_connection(name: str) -> int:
