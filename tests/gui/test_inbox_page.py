@@ -198,3 +198,44 @@ def test_a_pull_is_cancelled_from_its_panel_and_keeps_what_it_pulled(
     entries, _ = inbox.load_entries()
     assert entries  # each page was committed with its cursor
     qtbot.waitUntil(lambda: page.model.rowCount() == len(entries), timeout=10_000)
+
+
+class _SlowRelay:
+    """A relay's pull API that takes a second to answer its one page of one event."""
+
+    def handle(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Any:
+        import time
+
+        from optout_desk.sandbox.service import json_reply
+
+        time.sleep(1.0)
+        after = int(target.split("after=", 1)[1].split("&", 1)[0])
+        events = [] if after else [{
+            "seq": 1, "event_id": "e1", "source": "lox", "system": "lox24",
+            "event": "phone.unsubscribe", "kind": "optout", "id_kind": "phone",
+            "identifier": "+4915100000001", "occurred_at": "2026-11-30T10:00:00.0000000Z",
+            "received_at": "2026-11-30T10:00:01.0000000Z", "deliveries": 1}]
+        return json_reply(200, {"events": events, "next_after": 1, "more": False,
+                                "total": 1, "last_seq": 1, "relay_id": "slow"})
+
+
+def test_pull_pressed_during_a_background_pull_says_so_and_then_its_result(
+        qtbot: Any, main_window: Any) -> None:
+    """Before, Pull pressed while the page pulled by itself did nothing visible until that
+    pull ended (up to its timeout): it looked like a dead button."""
+    from optout_desk.sandbox.loopback import LoopbackServer
+
+    with LoopbackServer(_SlowRelay(), name="slow-relay") as server:
+        add_connection("slow", "inbox-relay", base_url=server.origin,
+                       secrets={"TOKEN": "t" * 32}, session_only=True)
+        page = main_window.show_page("inbox")
+        page.poll()
+        qtbot.waitUntil(lambda: page.pull_button.isVisible(), timeout=10_000)
+        page._pull_in_background()
+        assert page._background_pull is not None
+        bar = main_window.message_bar
+        page.fetch()  # F5 while the background pull waits on the relay
+        assert "being pulled in the background already" in bar.text.text()
+        qtbot.waitUntil(lambda: "slow: 1 event fetched, 1 new." in bar.text.text(),
+                        timeout=10_000)
+        qtbot.waitUntil(lambda: page.model.rowCount() == 1, timeout=10_000)

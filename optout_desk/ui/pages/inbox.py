@@ -594,6 +594,8 @@ class InboxPage(QWidget):
             return
         if self._background_pull is not None:  # one pull at a time; that one will say
             self._background_reports = True
+            self.window_.notify("The relays are being pulled in the background already; "
+                                "what that pull brings is said when it ends.", "info")
             return
 
         def work(progress: ProgressCallback, cancel: CancelToken) -> RelayPulls:
