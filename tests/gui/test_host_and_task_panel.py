@@ -237,3 +237,22 @@ def test_wide_columns_give_way_first_when_the_table_is_narrow() -> None:
     assert fitted[1] == fitted[3] and sum(fitted) <= 500
     assert fit_widths([100, 120], [50, 50], 150) == [75, 75]
     assert fit_widths([100, 100], [90, 90], 100) == [100, 100]  # cannot fit: scroll instead
+
+
+def test_a_cut_header_ends_in_an_ellipsis_and_shows_its_whole_title_as_a_tooltip(
+        qtbot: Any) -> None:
+    """Before, a header narrowed to its content was clipped at both ends ("Customer number"
+    read "ustomer r"), with no way to read it whole."""
+    from PySide6.QtCore import Qt
+
+    from optout_desk.ui.models.columnar import ColumnarTableModel
+    from optout_desk.ui.widgets.data_table import DataTable
+
+    model = ColumnarTableModel(["Customer number", "E-mail"])
+    model.set_columns({"Customer number": ["100012"], "E-mail": ["a@example.com"]})
+    table = DataTable(model)
+    qtbot.addWidget(table)
+    header = table.view.horizontalHeader()
+    assert header.textElideMode() == Qt.TextElideMode.ElideRight
+    assert model.headerData(0, Qt.Orientation.Horizontal,
+                            Qt.ItemDataRole.ToolTipRole) == "Customer number"

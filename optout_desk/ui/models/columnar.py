@@ -452,7 +452,8 @@ class ColumnarTableModel(QAbstractTableModel):
     def headerData(
         self, section: int, orientation: Qt.Orientation, role: int = 0
     ) -> Any:
-        if role != Qt.ItemDataRole.DisplayRole:
+        # The tooltip: a header cut down to fit ends in "…" and shows its whole title here.
+        if role not in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
             return None
         if orientation == Qt.Orientation.Horizontal:
             if 0 <= section < len(self.columns):

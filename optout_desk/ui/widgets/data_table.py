@@ -114,6 +114,9 @@ class DataTable(QWidget):
         horizontal = self.view.horizontalHeader()
         horizontal.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         horizontal.setStretchLastSection(True)
+        # A header cut down to fit ends in "…" (a header view's default clips both ends:
+        # "Customer number" read "ustomer r"); its tooltip has the whole title.
+        horizontal.setTextElideMode(Qt.TextElideMode.ElideRight)
         horizontal.setSortIndicatorShown(True)
         horizontal.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
         self.view.setSortingEnabled(True)
