@@ -496,8 +496,9 @@ def _json_or_none(response: httpx.Response) -> Any:
 
 # -- submitting: the destination's own payloads ----------------------------------------------
 
-ROUTES = Routes((KindRoute(IdKind.EMAIL, "EmailAddresses"),
-                 KindRoute(IdKind.PHONE, "PhoneNumbers")))
+# The labels are what the operator sees ("Emails → eu (opt-out list)"), not the body's fields.
+ROUTES = Routes((KindRoute(IdKind.EMAIL, "opt-out list"),
+                 KindRoute(IdKind.PHONE, "opt-out list")))
 
 
 @dataclass(frozen=True)

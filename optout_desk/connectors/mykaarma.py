@@ -705,7 +705,9 @@ def update_bodies(settings: MyKaarmaSettings,
     return bodies
 
 
-ROUTES = Routes((KindRoute(IdKind.EMAIL, "EMAIL"), KindRoute(IdKind.PHONE, "TEXT")))
+# Operator words, not the communicationType names (those are settings: "TEXT" may be "SMS").
+ROUTES = Routes((KindRoute(IdKind.EMAIL, "email opt-out status"),
+                 KindRoute(IdKind.PHONE, "text opt-out status")))
 
 
 @dataclass(frozen=True)

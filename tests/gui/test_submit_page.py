@@ -75,7 +75,7 @@ def test_bucket_preview_send_and_receipt(
     planned(qtbot, page)
     assert page.matrix.ticked() == ["demo"]  # the connection reconciled against
     assert page.matrix.item(0, 1).text() == "7" and page.matrix.item(0, 4).text() == "3"
-    assert "Emails → demo (EmailAddresses)" in page.routing_label.text()
+    assert "Emails → demo (opt-out list)" in page.routing_label.text()
     qtbot.mouseClick(page.plan_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: page.preview is not None and page.preview.isVisible(), timeout=10_000)
     assert page.preview.confirm_button.text() == "Submit 7 opt-outs to demo (EU)"

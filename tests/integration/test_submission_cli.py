@@ -34,8 +34,8 @@ def test_two_destinations_from_the_cli(two: tuple, tmp_path: Path,  # type: igno
                  "--region", "BE", "--dry-run"]) == 0
     printed = capsys.readouterr().out
     assert "11 identifiers to 2 destinations" in printed
-    assert "emails → east (EmailAddresses), west (EmailAddresses)" in printed
-    assert "phones → east (PhoneNumbers), west (PhoneNumbers)" in printed
+    assert "emails → east (opt-out list), west (opt-out list)" in printed
+    assert "phones → east (opt-out list), west (opt-out list)" in printed
     assert "Dry run: nothing was sent." in printed and east.state.submitted == []
     receipt = tmp_path / "all.xlsx"
     assert main(["submit", "--to", "east", "--to", "west", "--from", str(source),

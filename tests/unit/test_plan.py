@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -170,3 +172,14 @@ def test_hash_fed_payload_by_payload_is_the_hash_of_the_whole_canonical_json(
                         "payloads": [p.as_json() for p in payloads]},
                        sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     assert plan_hash(destination, payloads) == hashlib.sha256(whole.encode()).hexdigest()
+
+
+def test_every_route_is_named_in_the_operators_words_not_the_apis():
+    """The Submit page and the CLI show "Emails → eu (opt-out list)": a body field such as
+    EmailAddresses or a communicationType such as TEXT is not something an operator reads."""
+    from optout_desk.connectors.registry import SYSTEMS
+
+    labels = [(key, route.label) for key, info in SYSTEMS.items() for route in info.routes.routes]
+    assert labels  # the destinations declare their routes
+    for key, label in labels:
+        assert re.fullmatch(r"[a-z][a-z ()-]*", label), (key, label)
