@@ -233,8 +233,8 @@ class CheckMarketClient(SessionClient):
 
         (http_status, body_status), attempts = self._session.request(
             "POST", OPTOUTS_PATH, json=body, interpret=interpret)
-        counts = (f"{len(body['EmailAddresses'])} email address(es) and "
-                  f"{len(body['PhoneNumbers'])} phone number(s)")
+        counts = (f"{counted(len(body['EmailAddresses']), 'email address', 'email addresses')}"
+                  f" and {counted(len(body['PhoneNumbers']), 'phone number')}")
         message = f"CheckMarket accepted {counts}"
         message += "." if body_status is not None else (
             "; its answer had no readable status, so re-fetch the list to verify.")

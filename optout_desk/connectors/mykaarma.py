@@ -75,6 +75,7 @@ from optout_desk.core.progress import (
     ProgressCallback,
     no_progress,
 )
+from optout_desk.core.wording import counted
 
 log = logging.getLogger(__name__)
 
@@ -334,7 +335,7 @@ class MyKaarmaClient(SessionClient):
         entries = payload.get("communicationAttributesList")
         values = [str(e.get("communicationValue", "")) for e in entries or []
                   if isinstance(e, Mapping)]
-        what = f"opt-out update of {len(values)} value(s)"
+        what = f"opt-out update of {counted(len(values), 'value')}"
 
         def interpret(response: httpx.Response) -> tuple[tuple[Notice, ...], int]:
             body = self._interpret(response, OPERATION_UPDATE, what, values)
@@ -393,8 +394,8 @@ class MyKaarmaClient(SessionClient):
         values = [e.value for e in entries]
 
         def interpret(response: httpx.Response) -> list[OptOutStatus]:
-            body = self._interpret(response, OPERATION_READ,
-                                   f"opt-out status look-up of {len(values)} value(s)", values)
+            what = f"opt-out status look-up of {counted(len(values), 'value')}"
+            body = self._interpret(response, OPERATION_READ, what, values)
             return self._match(entries, body.get("optOutStatusList"))
 
         self._pacer.wait(cancel)
@@ -482,9 +483,10 @@ class MyKaarmaClient(SessionClient):
                 item = answers[position]  # no echo to match on: the platform's order
             if item is None:
                 raise MalformedResponseError(
-                    f"myKaarma ({self.host}) answered {len(answers)} status(es) for "
-                    f"{len(entries)} value(s) asked, and value {position + 1} of the batch has "
-                    "none; nothing of this batch was used.")
+                    f"myKaarma ({self.host}) answered "
+                    f"{counted(len(answers), 'status', 'statuses')} for "
+                    f"{counted(len(entries), 'value')} asked, and value {position + 1} of the "
+                    "batch has none; nothing of this batch was used.")
             communication = item.get("communication")
             statuses.append(self._status(entry.kind, entry.value, item["optOutStatus"],
                                          communication if isinstance(communication, dict)

@@ -45,7 +45,7 @@ def test_events_appear_live_and_resubscribes_wait_for_a_person(
     assert "3 opt-outs · 3 new · 1 resubscribe (1 to decide)" in page.counts_label.text()
     assert page.reason_chart.counts == [("Zu viele Nachrichten", 3)]
     assert int(page.day_chart.counts.counts.sum()) == 3
-    assert "lox (lox24): http://127.0.0.1:" in page.urls.toPlainText()
+    assert "lox — LOX24: http://127.0.0.1:" in page.urls.toPlainText()
     assert not page.banner.isVisible()  # the fixture's receiver beats its heartbeat
     page.kind_filter.setCurrentIndex(2)
     assert page.model.rowCount() == 1
@@ -65,8 +65,9 @@ def test_banner_without_a_receiver_and_the_local_switch(qtbot: Any, main_window:
     inbox.add_source("quiet", "lox24", session_only=True)
     page.sources = []
     qtbot.waitUntil(lambda: "Nothing arrived yet" in page.banner.text(), timeout=10_000)
-    assert "quiet (lox24): http://127.0.0.1:" in page.urls.toPlainText()
+    assert "quiet — LOX24: http://127.0.0.1:" in page.urls.toPlainText()
     assert page.copy_urls().startswith("quiet: http://127.0.0.1:")
+    assert "Copied 1 webhook URL." in main_window.message_bar.text.text()
     page.receive_button.setChecked(False)
     qtbot.waitUntil(lambda: "No receiver is running" in page.banner.text(), timeout=10_000)
 

@@ -310,7 +310,7 @@ def test_submit_sends_one_post_and_is_idempotent(sandbox: Sandbox, client_for: C
     emails, phones = ["new.one@example.com", "New.Two@Example.com"], ["+32 470 99 88 77"]
     first = client.submit_optouts(emails, phones)
     assert first == SubmitResponse(200, 200, first.message, 1)
-    assert "2 email address(es) and 1 phone number(s)" in first.message
+    assert "2 email addresses and 1 phone number" in first.message
     again = client.submit_optouts(emails, phones)
     assert again.http_status == 200
     assert sandbox.state.submitted == [

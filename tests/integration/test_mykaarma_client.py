@@ -154,7 +154,7 @@ def test_errors_under_200_fail_the_payload_with_codes_shown_and_values_scrubbed(
     error = caught.value
     assert error.http_status == 200
     assert error.codes == ("INVALID_COMMUNICATION_VALUE", "INVALID_COMMUNICATION_VALUE")
-    assert "refused the opt-out update of 3 value(s)" in error.message
+    assert "refused the opt-out update of 3 values" in error.message
     assert f"department {box.department_uuid} under HTTP 200" in error.message
     assert "INVALID_COMMUNICATION_VALUE: communicationAttributesList[1]: communicationValue " \
            "'[value]' is not a valid email address" in error.message
@@ -200,7 +200,7 @@ def test_an_unprovisioned_department_says_the_route_is_not_provisioned(
     with pytest.raises(RouteNotProvisionedError) as caught:
         client.update_optout_status([email("a@example.com")])
     assert caught.value.message == (
-        f"myKaarma ({client.host}) answered the opt-out update of 1 value(s) with a web page "
+        f"myKaarma ({client.host}) answered the opt-out update of 1 value with a web page "
         "(its login page) instead of JSON: the account is not provisioned for this API route "
         f"on department {box.unprovisioned_department_uuid}; ask your myKaarma representative "
         "to enable it.")
@@ -392,5 +392,5 @@ def test_a_bad_value_in_a_look_up_fails_the_batch_with_its_code(
         client_for(mykaarma_sandbox).lookup_statuses([email("fine@example.com"),
                                                       phone("32470123456")])
     assert caught.value.codes == ("INVALID_COMMUNICATION_VALUE",)
-    assert "look-up of 2 value(s)" in caught.value.message
+    assert "look-up of 2 values" in caught.value.message
     assert "32470123456" not in caught.value.message

@@ -119,7 +119,7 @@ def pull_relays(names: list[str], progress: ProgressCallback, cancel: CancelToke
 @dataclass(frozen=True)
 class SourceLine:
     name: str
-    system: str
+    system: str  # as operators know it ("LOX24"), not the desk's id
     url: str  # or why it cannot be shown
     hook: str  # CheckMarket's webhook state, "" for LOX24
 
@@ -195,7 +195,9 @@ def _source_line(source: Any, base_url: str) -> SourceLine:
     hook = ""
     if source.system == "checkmarket":
         hook = f"webhook {source.hook_state}" if source.hook_state else "webhook not registered"
-    return SourceLine(source.name, source.system, url, hook)
+    from optout_desk.connectors.registry import system_label
+
+    return SourceLine(source.name, system_label(source.system), url, hook)
 
 
 class ReasonChart(QWidget):
@@ -423,7 +425,7 @@ class InboxPage(QWidget):
     def _show_sources(self, sources: list[SourceLine]) -> None:
         self.sources = sources
         self.urls.setPlainText("\n".join(
-            f"{s.name} ({s.system}{', ' + s.hook if s.hook else ''}): {s.url}" for s in sources))
+            f"{s.name} — {s.system}{', ' + s.hook if s.hook else ''}: {s.url}" for s in sources))
         current = self.source_filter.currentText()
         self.source_filter.blockSignals(True)
         self.source_filter.clear()
@@ -548,8 +550,8 @@ class InboxPage(QWidget):
         clipboard = QGuiApplication.clipboard()
         if clipboard is not None:
             clipboard.setText(text + "\n")
-        self.window_.notify(f"Copied {len(self.sources)} webhook URL(s). Each is a secret: "
-                            "share it like a key.", "success")
+        self.window_.notify(f"Copied {counted(len(self.sources), 'webhook URL')}. Each is a "
+                            "secret: share it like a key.", "success")
         return text
 
     def add_source(self) -> None:
