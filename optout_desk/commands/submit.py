@@ -315,7 +315,7 @@ def print_preview(plan: Any) -> None:
 
     from optout_desk.commands._terminal import out
     from optout_desk.connectors.registry import system_label
-    from optout_desk.core.plan import REASON_LABELS, LeftOutReason
+    from optout_desk.core.plan import LeftOutReason, left_out_phrases
 
     dest = plan.destination
     out.print(f"Destination: {dest.label} — {system_label(dest.system)} at {dest.host}")
@@ -330,8 +330,8 @@ def print_preview(plan: Any) -> None:
         out.print("Sample of batch 1: " + json.dumps(plan.payload_sample(), ensure_ascii=False))
     if plan.left_out:
         out.print(f"Left out:    {len(plan.left_out):,}")
-        for reason, count in sorted(plan.left_out_counts.items()):
-            out.print(f"  {count:,} {REASON_LABELS[LeftOutReason(reason)]}")
+        for phrase in left_out_phrases(plan.left_out):
+            out.print(f"  {phrase}")
         invalid = [x for x in plan.left_out if x.reason is LeftOutReason.INVALID]
         for item in invalid[:5]:
             where = f"row {item.row_number}: " if item.row_number else ""

@@ -26,6 +26,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from optout_desk.core.identifiers import Identifier, IdKind
+from optout_desk.core.wording import KIND_NOUNS, NumberFormat, counted, grouped
 
 # Bump when the hashed content changes shape. 1: CheckMarket bodies only (before connectors
 # declared their own payloads); 2: {route, body, values, resend_safe} per payload.
@@ -41,12 +42,25 @@ class LeftOutReason(StrEnum):
 
 
 REASON_LABELS: dict[LeftOutReason, str] = {
-    LeftOutReason.INVALID: "not a valid email or phone number",
-    LeftOutReason.DUPLICATE: "a duplicate of an identifier earlier in the list",
+    LeftOutReason.INVALID: "not valid as an email or phone number",
+    LeftOutReason.DUPLICATE: "repeated from earlier in the list",
     LeftOutReason.ALREADY_ON_DESTINATION: "already on the destination's opt-out list",
     LeftOutReason.ALREADY_SUBMITTED: "already sent to the destination by an earlier plan",
     LeftOutReason.UNSUPPORTED: "a kind of identifier the destination does not take",
 }
+
+
+def left_out_phrases(left_out: Iterable[LeftOut], number: NumberFormat = grouped) -> list[str]:
+    """What a plan leaves out, most first, each phrase readable after its count: "78 phones
+    it does not take", "12 already on the destination's opt-out list"."""
+    unsupported = Counter(str(item.kind) for item in left_out
+                          if item.reason is LeftOutReason.UNSUPPORTED)
+    others = Counter(item.reason for item in left_out
+                     if item.reason is not LeftOutReason.UNSUPPORTED)
+    phrases = [(n, f"{counted(n, *KIND_NOUNS.get(kind, (kind, kind)), number=number)} it "
+                   "does not take") for kind, n in unsupported.items()]
+    phrases += [(n, f"{number(n)} {REASON_LABELS[reason]}") for reason, n in others.items()]
+    return [text for _n, text in sorted(phrases, key=lambda pair: -pair[0])]
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,7 @@ from typing import Any
 from optout_desk.connectors import registry
 from optout_desk.connectors.base import Capability, Pacing
 from optout_desk.core.errors import BadInputError, DeskError
-from optout_desk.core.plan import REASON_LABELS, LeftOutReason, Plan, PlanInput
+from optout_desk.core.plan import LeftOutReason, Plan, PlanInput, left_out_phrases
 from optout_desk.core.progress import NEVER_CANCELLED, AnyCancelled, CancelToken, Progress
 from optout_desk.core.wording import KIND_NOUNS, counted
 from optout_desk.store import connections, history, journal, submissions
@@ -175,15 +175,8 @@ def prepare_submission(
 def left_out_summary(preview: DestinationPreview) -> str:
     """"648 phones it does not take, 12 already on the destination's opt-out list"; where the
     destination can only be asked, a reminder that it was not (or cannot be)."""
-    parts = []
-    unsupported = Counter(str(item.kind) for item in preview.plan.left_out
-                          if item.reason is LeftOutReason.UNSUPPORTED)
-    parts += [f"{counted(n, *KIND_NOUNS.get(kind, (kind, kind)))} it does not take"
-              for kind, n in unsupported.most_common()]
+    parts = left_out_phrases(preview.plan.left_out)
     counts = preview.left_out_by_reason()
-    counts.pop(str(LeftOutReason.UNSUPPORTED), None)
-    parts += [f"{n:,} {REASON_LABELS[LeftOutReason(reason)]}"
-              for reason, n in sorted(counts.items(), key=lambda kv: -kv[1])]
     if str(LeftOutReason.ALREADY_ON_DESTINATION) not in counts:
         if preview.knows == "look-up answers":
             parts.append("none known as already there (Check these identifiers asks it)")

@@ -102,7 +102,7 @@ def test_submit_to_each_and_verify(mk: MyKaarmaSandbox, dy: DynamicYieldSandbox,
                          "--yes")
     assert code == 0, err
     assert dy.state.opted_out_emails("eu") == {"a1@example.com", "b2@example.com"}
-    assert "1 a kind of identifier the destination does not take" in out
+    assert "1 phone it does not take" in out
     assert "Dynamic Yield offers no list or look-up to confirm with" in out
 
 

@@ -183,3 +183,24 @@ def test_every_route_is_named_in_the_operators_words_not_the_apis():
     assert labels  # the destinations declare their routes
     for key, label in labels:
         assert re.fullmatch(r"[a-z][a-z ()-]*", label), (key, label)
+
+
+def test_what_a_plan_leaves_out_reads_as_counts_and_reasons_most_first():
+    """"78 phones it does not take", not "78 a kind of identifier the destination does not
+    take"; every reason reads after its count, singular or plural."""
+    from optout_desk.core.plan import LeftOut, LeftOutReason, left_out_phrases
+
+    def left(kind: IdKind, reason: LeftOutReason, n: int) -> list[LeftOut]:
+        return [LeftOut(kind, f"x{i}", None, reason, "") for i in range(n)]
+
+    items = (left(IdKind.PHONE, LeftOutReason.UNSUPPORTED, 78)
+             + left(IdKind.PUSH_TOKEN, LeftOutReason.UNSUPPORTED, 1)
+             + left(IdKind.EMAIL, LeftOutReason.DUPLICATE, 3)
+             + left(IdKind.EMAIL, LeftOutReason.INVALID, 1200))
+    assert left_out_phrases(items) == [
+        "1,200 not valid as an email or phone number",
+        "78 phones it does not take",
+        "3 repeated from earlier in the list",
+        "1 push token it does not take",
+    ]
+    assert left_out_phrases([]) == []

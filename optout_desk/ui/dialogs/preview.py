@@ -27,9 +27,9 @@ from PySide6.QtWidgets import (
 )
 
 from optout_desk.connectors.registry import system_label
-from optout_desk.core.plan import REASON_LABELS, LeftOutReason, Plan
+from optout_desk.core.plan import Plan, left_out_phrases
 from optout_desk.core.wording import KIND_NOUNS
-from optout_desk.ui.formatting import counted
+from optout_desk.ui.formatting import counted, number
 from optout_desk.workflows.submission import SubmissionPreview, estimate
 
 
@@ -54,8 +54,7 @@ def plan_widget(plan: Plan, extra: list[tuple[str, str]] | None = None) -> QWidg
     hash_label = QLabel(plan.short_hash)
     hash_label.setToolTip(f"SHA-256 of the plan: {plan.hash}")
     form.addRow("Plan hash:", hash_label)
-    left = ", ".join(f"{count:,} {REASON_LABELS[LeftOutReason(reason)]}"
-                     for reason, count in sorted(plan.left_out_counts.items()))
+    left = ", ".join(left_out_phrases(plan.left_out, number))
     left_label = QLabel(left or "nothing")
     left_label.setWordWrap(True)
     left_label.setObjectName("leftOut")
