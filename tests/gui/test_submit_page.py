@@ -258,3 +258,31 @@ def test_two_destinations_side_by_side_with_the_matrix_of_outcomes(
     qtbot.waitUntil(lambda: page.outcomes.isVisible(), timeout=10_000)
     assert page.outcomes.model.columns == ("Identifier", "Kind", "demo", "other")
     assert len(first.state.submitted) == 2 and len(second.state.submitted) == 3
+
+
+def test_after_a_run_in_a_short_window_nothing_is_squeezed_and_the_outcome_is_in_view(
+    qtbot: Any, main_window: Any, sandbox_factory: SandboxFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """At 1024x700 the inputs, the destinations, the outcomes and the progress of each
+    destination need more height than there is: the body scrolls (the destinations table
+    keeps its rows, not a sliver of them), the buttons stay put, and the view ends on the
+    progress and the outcome."""
+    box = sandbox_factory(records=10)
+    add_demo(box, monkeypatch, batch_size=10)
+    main_window.resize(1024, 700)
+    main_window.show()
+    main_window.send_to_submit(bucket(4), "Reconcile: To submit", "demo")
+    page = main_window.current_page()
+    planned(qtbot, page)
+    preview_and_send(qtbot, page)
+    qtbot.waitUntil(lambda: page.outcome is not None, timeout=20_000)
+    qtbot.waitUntil(lambda: page.outcomes.isVisible(), timeout=10_000)
+    qtbot.wait(50)  # the scroll to the end is queued after the layout
+    assert page.matrix.height() >= page.matrix.minimumSizeHint().height()
+    viewport = page.body.viewport()
+    outcome_top = page.outcome_label.mapTo(viewport, page.outcome_label.rect().topLeft())
+    assert 0 <= outcome_top.y() and outcome_top.y() + page.outcome_label.height() <= (
+        viewport.height())
+    assert page.plan_button.isVisible() and page.receipt_button.isEnabled()
+    assert page.sending.rows["demo"].bar.text() == "1 of 1 request"

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QPlainTextEdit,
     QPushButton,
+    QScrollArea,
     QSplitter,
     QVBoxLayout,
     QWidget,
@@ -195,9 +196,25 @@ class SubmitPage(QWidget):
                        "request is journaled, so an interrupted run resumes safely.")
         intro.setWordWrap(True)
         layout.addWidget(intro)
-        layout.addWidget(split, 1)
-        layout.addWidget(self.sending)
-        layout.addWidget(self.outcome_label)
+        # After a run the inputs, the destinations, the outcomes and a panel per destination
+        # need more height than 1024x700 leaves: rather than squeeze them below their minimum
+        # (Qt then clips them), the body scrolls and the buttons stay in view.
+        body = QWidget()
+        body_layout = QVBoxLayout(body)
+        body_layout.setContentsMargins(0, 0, 0, 0)
+        body_layout.addWidget(split, 1)
+        body_layout.addWidget(self.sending)
+        body_layout.addWidget(self.outcome_label)
+        self.body = QScrollArea()
+        self.body.setWidgetResizable(True)
+        self.body.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.body.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.body.setWidget(body)
+        self._follow_end = False
+        scroll = self.body.verticalScrollBar()
+        scroll.rangeChanged.connect(self._body_range_changed)
+        scroll.actionTriggered.connect(self._body_scrolled_by_hand)
+        layout.addWidget(self.body, 1)
         layout.addLayout(buttons)
         self._update_buttons()
         self.refresh_connections()
@@ -522,6 +539,7 @@ class SubmitPage(QWidget):
         self.outcome_label.setText(
             f"Sending to {', '.join(plan_ids)}…" if plan_ids else "")
         self.outcomes.hide()
+        self._scroll_to_progress()
 
         def record(name: str, report: Progress) -> None:  # any worker thread
             with self._reports_lock:
@@ -579,6 +597,7 @@ class SubmitPage(QWidget):
         if outcome.receipt_path:
             headline += f" Receipt: {outcome.receipt_path}"
         self.outcome_label.setText(headline)
+        self._scroll_to_progress()
         level = "info" if outcome.all_finished else "warning"
         self.window_.notify(headline, level)
         self._load_matrix(outcome)
@@ -589,6 +608,23 @@ class SubmitPage(QWidget):
         for run in outcome.runs:  # a verify re-fetched these lists
             if run.outcome is not None and run.outcome.verified:
                 changes.cacheChanged.emit(run.connection)
+
+    def _scroll_to_progress(self) -> None:
+        """Where the body scrolls (a short window), keep each destination's progress and the
+        outcome in view: the body's end, also as the layout grows (the outcomes table comes
+        later), until the operator scrolls it."""
+        self._follow_end = True
+        bar = self.body.verticalScrollBar()
+        bar.setValue(bar.maximum())
+
+    @Slot(int, int)
+    def _body_range_changed(self, _minimum: int, maximum: int) -> None:
+        if self._follow_end:
+            self.body.verticalScrollBar().setValue(maximum)
+
+    @Slot(int)
+    def _body_scrolled_by_hand(self, _action: int) -> None:
+        self._follow_end = False
 
     def _load_matrix(self, outcome: submission.SubmissionOutcome) -> None:
         if outcome.submission_id is None:
@@ -618,6 +654,7 @@ class SubmitPage(QWidget):
         old.deleteLater()
         table.show()
         self.outcomes, self.outcomes_model = table, model
+        self._scroll_to_progress()
 
     def _failed(self, exc: BaseException) -> None:
         self._poll.stop()

@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from optout_desk.core.progress import Progress
-from optout_desk.ui.formatting import counted
+from optout_desk.ui.formatting import counted, plural_word
 from optout_desk.workflows.submission import (
     DestinationPreview,
     SubmissionPreview,
@@ -190,6 +190,7 @@ class DestinationRow:
     def advance(self, report: Progress) -> None:
         if report.total:
             self.bar.setRange(0, report.total)
+            self.bar.setFormat(f"%v of %m {plural_word(report.total, 'request')}")
         self.bar.setValue(report.done)
         self.status.setText(f"sending… {counted(report.records or 0, 'identifier')} acknowledged")
         if self.first_done is None:
