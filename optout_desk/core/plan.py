@@ -50,7 +50,7 @@ REASON_LABELS: dict[LeftOutReason, str] = {
 }
 
 
-def left_out_phrases(left_out: Iterable[LeftOut], number: NumberFormat = grouped) -> list[str]:
+def left_out_phrases(left_out: Sequence[LeftOut], number: NumberFormat = grouped) -> list[str]:
     """What a plan leaves out, most first, each phrase readable after its count: "78 phones
     it does not take", "12 already on the destination's opt-out list"."""
     unsupported = Counter(str(item.kind) for item in left_out

@@ -49,7 +49,8 @@ def test_dry_run_previews_and_sends_nothing(
     assert "Destination: demo — CheckMarket (Medallia Agile Research) at 127.0.0.1:" in printed
     assert "2 opt-outs (1 email, 1 phone) in 2 batches of up to 1" in printed
     assert "Plan hash:" in printed and '"new.one@example.com"' in printed
-    assert "1 a duplicate" in printed and "1 already on the destination" in printed
+    assert "1 repeated from earlier in the list" in printed
+    assert "1 already on the destination" in printed
     assert "row 4: 'garbage'" in printed
     assert "Dry run: nothing was sent." in printed
 
