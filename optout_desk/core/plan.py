@@ -41,12 +41,13 @@ class LeftOutReason(StrEnum):
     UNSUPPORTED = "unsupported"
 
 
+# Each reason as it reads after a count; an unsupported kind is said by kind instead
+# ("78 phones it does not take", left_out_phrases).
 REASON_LABELS: dict[LeftOutReason, str] = {
     LeftOutReason.INVALID: "not valid as an email or phone number",
     LeftOutReason.DUPLICATE: "repeated from earlier in the list",
     LeftOutReason.ALREADY_ON_DESTINATION: "already on the destination's opt-out list",
     LeftOutReason.ALREADY_SUBMITTED: "already sent to the destination by an earlier plan",
-    LeftOutReason.UNSUPPORTED: "a kind of identifier the destination does not take",
 }
 
 

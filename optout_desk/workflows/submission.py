@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,9 +67,6 @@ class DestinationPreview:
     @property
     def estimated_seconds(self) -> float:
         return self.pacing.seconds_for(self.requests, ASSUMED_LATENCY_S)
-
-    def left_out_by_reason(self) -> dict[str, int]:
-        return dict(Counter(str(item.reason) for item in self.plan.left_out))
 
     def describe(self) -> str:
         """"acme: 1,208 emails, 511 phones in 4 requests (about 1 s)"."""
@@ -176,8 +172,8 @@ def left_out_summary(preview: DestinationPreview) -> str:
     """"648 phones it does not take, 12 already on the destination's opt-out list"; where the
     destination can only be asked, a reminder that it was not (or cannot be)."""
     parts = left_out_phrases(preview.plan.left_out)
-    counts = preview.left_out_by_reason()
-    if str(LeftOutReason.ALREADY_ON_DESTINATION) not in counts:
+    if not any(item.reason is LeftOutReason.ALREADY_ON_DESTINATION
+               for item in preview.plan.left_out):
         if preview.knows == "look-up answers":
             parts.append("none known as already there (Check these identifiers asks it)")
         elif preview.knows == "":

@@ -185,6 +185,7 @@ def _row(entry: Any, status: str) -> dict[str, Any]:
 
 
 def _source_line(source: Any, base_url: str) -> SourceLine:
+    from optout_desk.connectors.registry import system_label
     from optout_desk.core.errors import DeskError
     from optout_desk.workflows import inbox
 
@@ -195,8 +196,6 @@ def _source_line(source: Any, base_url: str) -> SourceLine:
     hook = ""
     if source.system == "checkmarket":
         hook = f"webhook {source.hook_state}" if source.hook_state else "webhook not registered"
-    from optout_desk.connectors.registry import system_label
-
     return SourceLine(source.name, system_label(source.system), url, hook)
 
 
