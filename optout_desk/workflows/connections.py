@@ -144,11 +144,17 @@ def add_connection(
     return saved
 
 
+# Why an edit dropped the cached lists (EditedConnection.why).
+MOVED = "address"
+NEW_KEYS = "keys"
+
+
 @dataclass(frozen=True)
 class EditedConnection:
     profile: ConnectionProfile
-    # Opt-outs dropped from the cache because the address changed (None: it did not).
+    # Opt-outs dropped from the cache because the address or the keys changed (None: neither).
     dropped: int | None = None
+    why: str | None = None  # MOVED or NEW_KEYS when dropped is not None
 
 
 def edit_connection(
@@ -162,8 +168,10 @@ def edit_connection(
 ) -> EditedConnection:
     """Change a connection: a new region or URL, settings (a value of None removes it) and/or
     new keys (only the fields given are replaced). Another address is another server (another
-    data centre is another account): the lists cached from the old one are dropped, so the
-    next fetch is a full one instead of merging the new server's opt-outs into them."""
+    data centre is another account), and other keys may be another account on the same server:
+    either way the lists cached with the old ones are dropped, so the next fetch is a full one
+    instead of merging another account's opt-outs into them (and reconcile never compares
+    against a list of the wrong account). Keys entered again unchanged keep the cache."""
     db = connect()
     try:
         profile = connections.get(db, name)
@@ -178,25 +186,41 @@ def edit_connection(
             merged.update(registry.parse_given(profile.system, settings))
             profile.settings = merged
         _validate_settings(profile.system, profile.base_url, profile.settings)
-        registry.check_secrets(profile.system, {f: v for f, v in (secrets or {}).items() if v})
-        for secret_field, value in (secrets or {}).items():
-            if value:
-                secret_store.store_secret(name, secret_field, value, session_only=session_only)
+        given = {f: v for f, v in (secrets or {}).items() if v}
+        registry.check_secrets(profile.system, given)
+        why = MOVED if not _same_address(profile.base_url, old_url) else \
+            NEW_KEYS if _keys_differ(name, given) else None
         dropped = None
-        if not _same_address(profile.base_url, old_url):
-            # Before the new address is saved: if anything stops between the two, the worst
-            # left is an empty cache, never the old list under the new address.
+        if why is not None:
+            # Before the new address or keys are saved: if anything stops between the two, the
+            # worst left is an empty cache, never the old list under the new account.
             assert profile.id is not None
             dropped = sum(cache.sync_state(db, profile.id, scope).count
                           for scope in cache.scopes(db, profile.id))
             cache.clear(db, profile.id)
             inbox.forget_relay(db, name)
-            log.info("connection %s moved to another address: %d cached opt-outs dropped",
-                     name, dropped)
+            log.info("connection %s has another %s: %d cached opt-outs dropped", name,
+                     "address" if why == MOVED else "set of keys", dropped)
+        for secret_field, value in given.items():
+            secret_store.store_secret(name, secret_field, value, session_only=session_only)
         connections.update(db, profile)
-        return EditedConnection(connections.get(db, name), dropped)
+        return EditedConnection(connections.get(db, name), dropped, why)
     finally:
         db.close()
+
+
+def _keys_differ(name: str, given: Mapping[str, str]) -> bool:
+    """Whether any key given differs from the one the connection uses now. A key that cannot
+    be read (none stored, a locked keyring) counts as different: the cache is only a copy of
+    the platform's list, and a full fetch gets it back, while keeping another account's list
+    would be silently wrong."""
+    for secret_field, value in given.items():
+        try:
+            if secret_store.read_secret(name, secret_field) != value:
+                return True
+        except DeskError:
+            return True
+    return False
 
 
 def _same_address(a: str, b: str) -> bool:

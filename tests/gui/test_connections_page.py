@@ -177,6 +177,29 @@ def test_edit_keeps_the_name_and_replaces_only_typed_keys(
         bar.text.text()
 
 
+def test_edit_with_other_keys_says_the_cached_list_was_dropped(
+        page: Any, qtbot: Any, sandbox: Any, monkeypatch: Any) -> None:
+    monkeypatch.setattr(KeyringChoice, "ask", classmethod(lambda c, p, m, locked: SESSION_ONLY))
+    answer_dialog(monkeypatch, sandbox_input(sandbox, "rekeyed"))
+    qtbot.mouseClick(page.add_button, Qt.MouseButton.LeftButton)
+    wait_listed(page, qtbot, "rekeyed")
+    from optout_desk.sandbox.checkmarket import ALL_ROLES
+    from optout_desk.workflows.sync import sync_optouts
+
+    assert sync_optouts("rekeyed").total == 250
+    sandbox.state.add_key(sandbox.master_key, "rotated-key-0123456789", set(ALL_ROLES))
+    answer_dialog(monkeypatch, ConnectionInput(
+        name="rekeyed", system="checkmarket", region="custom", custom_url=sandbox.base_url,
+        secrets={"KEY": "rotated-key-0123456789"}, original_name="rekeyed"))
+    page.select("rekeyed")
+    qtbot.mouseClick(page.edit_button, Qt.MouseButton.LeftButton)
+    bar = page.window().message_bar
+    qtbot.waitUntil(lambda: "was dropped" in bar.text.text(), timeout=15_000)
+    assert "Its keys changed (they may be another account's), so the list cached with the " \
+        "old keys (250 opt-outs) was dropped: fetch it again." in bar.text.text()
+    assert secrets.read_secret("rekeyed", "KEY") == "rotated-key-0123456789"
+
+
 def test_dialog_validates_and_masks_keys(qtbot: Any) -> None:
     from optout_desk.ui.dialogs.connection import available_systems
 

@@ -70,6 +70,28 @@ def test_edit_changes_url_settings_and_one_key(
     assert workflow.get_connection("acme").settings == {"page_size": 50}
 
 
+def test_other_keys_drop_the_cached_list_and_the_same_keys_keep_it(
+    sandbox: Sandbox, real_keyring: RealKeyring
+) -> None:
+    """Before, new keys (perhaps another account's on the same server) kept the list cached
+    with the old ones, and the next fetch was incremental: the new account's recent opt-outs
+    were merged into the old account's list, and reconcile compared against the mix."""
+    from optout_desk.sandbox.checkmarket import ALL_ROLES
+
+    add(sandbox)
+    assert sync_optouts("acme").total == 250
+    same = workflow.edit_connection("acme", secrets={"KEY": sandbox.key})
+    assert (same.dropped, same.why) == (None, None)  # typed again unchanged: the cache stays
+    assert workflow.list_connections()[0].cached == 250
+    sandbox.state.add_key(sandbox.master_key, "another-key-0123456789", set(ALL_ROLES))
+    other = workflow.edit_connection("acme", secrets={"KEY": "another-key-0123456789"})
+    assert (other.dropped, other.why) == (250, workflow.NEW_KEYS)
+    assert workflow.list_connections()[0].cached == 0
+    assert secrets.read_secret("acme", "KEY") == "another-key-0123456789"
+    refetched = sync_optouts("acme")
+    assert (refetched.full, refetched.total) == (True, 250)  # in full, not from a watermark
+
+
 def test_session_only_keys_work_and_vanish_with_the_session(
     sandbox: Sandbox, real_keyring: RealKeyring
 ) -> None:

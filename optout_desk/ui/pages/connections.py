@@ -267,7 +267,8 @@ class ConnectionsPage(QWidget):
             self._save(value, session_only=value.session_only)
 
     def _save(self, value: ConnectionInput, session_only: bool) -> None:
-        def work(_progress: ProgressCallback, _cancel: CancelToken) -> tuple[str, int | None]:
+        def work(_progress: ProgressCallback, _cancel: CancelToken
+                 ) -> tuple[str, int | None, str | None]:
             from optout_desk.workflows import connections as flows
 
             base_url = value.custom_url if value.region == CUSTOM_REGION else None
@@ -276,25 +277,32 @@ class ConnectionsPage(QWidget):
                 flows.add_connection(value.name, value.system, region=region, base_url=base_url,
                                      secrets=value.secrets, session_only=session_only,
                                      settings=value.settings)
-                return value.name, None
+                return value.name, None, None
             edited = flows.edit_connection(value.original_name, region=region,
                                            base_url=base_url, secrets=value.secrets or None,
                                            session_only=session_only, settings=value.settings)
-            return value.name, edited.dropped
+            return value.name, edited.dropped, edited.why
 
-        run_task(self, work, on_success=lambda saved: self._saved(*saved, session_only),
+        run_task(self, work,
+                 on_success=lambda saved: self._saved(*saved, session_only=session_only),
                  on_failure=lambda exc: self._save_failed(value, exc), name="save connection")
 
-    def _saved(self, name: str, dropped: int | None = None, session_only: bool = False) -> None:
+    def _saved(self, name: str, dropped: int | None = None, why: str | None = None, *,
+               session_only: bool = False) -> None:
         from optout_desk.ui.formatting import counted
+        from optout_desk.workflows.connections import NEW_KEYS
 
         self.checks.pop(name, None)
         self.host.set_last_connection(name)
         text = f"Connection {name} saved" + (
             "; its keys are held for this session only." if session_only else ".")
         if dropped:
-            text += (f" Its address changed, so the list cached from the old one "
-                     f"({counted(dropped, 'opt-out')}) was dropped: fetch it again.")
+            held = counted(dropped, "opt-out")
+            text += (f" Its keys changed (they may be another account's), so the list cached "
+                     f"with the old keys ({held}) was dropped: fetch it again."
+                     if why == NEW_KEYS else
+                     f" Its address changed, so the list cached from the old one ({held}) was "
+                     "dropped: fetch it again.")
         self.host.notify(text, "success" if not dropped else "info")
         self.host.changes.connectionsChanged.emit()
         if dropped is not None:
