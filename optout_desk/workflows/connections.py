@@ -189,7 +189,7 @@ def edit_connection(
         given = {f: v for f, v in (secrets or {}).items() if v}
         registry.check_secrets(profile.system, given)
         why = MOVED if not _same_address(profile.base_url, old_url) else \
-            NEW_KEYS if _keys_differ(name, given) else None
+            NEW_KEYS if _keys_differ(name, given, session_only=session_only) else None
         dropped = None
         if why is not None:
             # Before the new address or keys are saved: if anything stops between the two, the
@@ -209,16 +209,21 @@ def edit_connection(
         db.close()
 
 
-def _keys_differ(name: str, given: Mapping[str, str]) -> bool:
-    """Whether any key given differs from the one the connection uses now. A key that cannot
-    be read (none stored, a locked keyring) counts as different: the cache is only a copy of
-    the platform's list, and a full fetch gets it back, while keeping another account's list
-    would be silently wrong."""
+def _keys_differ(name: str, given: Mapping[str, str], *, session_only: bool) -> bool:
+    """Whether any key given differs from the one the connection uses now. A key not stored
+    anywhere counts as different (the cache is a copy of the platform's list that a full
+    fetch gets back; another account's list kept would be silently wrong). A keyring that
+    cannot be read cannot take the new keys either: that error goes to the caller before
+    anything changed (unless the keys are for this session only)."""
     for secret_field, value in given.items():
         try:
             if secret_store.read_secret(name, secret_field) != value:
                 return True
+        except secret_store.MissingSecretError:
+            return True
         except DeskError:
+            if not session_only:
+                raise
             return True
     return False
 

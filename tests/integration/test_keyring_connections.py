@@ -84,6 +84,11 @@ def test_other_keys_drop_the_cached_list_and_the_same_keys_keep_it(
     assert (same.dropped, same.why) == (None, None)  # typed again unchanged: the cache stays
     assert workflow.list_connections()[0].cached == 250
     sandbox.state.add_key(sandbox.master_key, "another-key-0123456789", set(ALL_ROLES))
+    real_keyring.lock()  # the new keys cannot be stored: nothing changes, the cache included
+    with pytest.raises(secrets.KeyringLockedError):
+        workflow.edit_connection("acme", secrets={"KEY": "another-key-0123456789"})
+    assert workflow.list_connections(describe_secrets=False)[0].cached == 250
+    real_keyring.unlock()
     other = workflow.edit_connection("acme", secrets={"KEY": "another-key-0123456789"})
     assert (other.dropped, other.why) == (250, workflow.NEW_KEYS)
     assert workflow.list_connections()[0].cached == 0
