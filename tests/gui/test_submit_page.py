@@ -286,3 +286,38 @@ def test_after_a_run_in_a_short_window_nothing_is_squeezed_and_the_outcome_is_in
         viewport.height())
     assert page.plan_button.isVisible() and page.receipt_button.isEnabled()
     assert page.sending.rows["demo"].bar.text() == "1 of 1 request"
+
+
+def test_the_destination_matrix_keeps_every_row_and_column_in_view_at_1024(qtbot: Any) -> None:
+    """Before, at 1024 px the matrix scrolled sideways ("Left out" out of view) and its
+    scroll bar hid most of the fourth row: names and reasons now share the width, elided,
+    each in full in its tooltip."""
+    from optout_desk.ui.widgets.destinations import DestinationMatrix
+
+    matrix = DestinationMatrix()
+    qtbot.addWidget(matrix)
+    names = ["demo-dy", "demo-eu", "demo-mykaarma", "demo-us"]
+    label = "CheckMarket (Medallia Agile Research)"
+    matrix.set_connections(names, dict.fromkeys(names, label), {"demo-eu"})
+    reason = "78 phones it does not take, it cannot tell what is already there"
+    for row in range(4):
+        matrix.item(row, len(matrix.COLUMNS) - 1).setText(reason)
+        matrix.item(row, len(matrix.COLUMNS) - 1).setToolTip(reason)
+    matrix.resize(818, matrix.sizeHint().height())
+    matrix.show()
+    qtbot.waitExposed(matrix)
+    matrix._fit_columns()
+    header = matrix.horizontalHeader()
+    assert header.length() <= matrix.viewport().width()  # no sideways scrolling
+    assert not matrix.horizontalScrollBar().isVisible()
+    assert matrix.viewport().height() >= 4 * matrix.rowHeight(0)  # all four rows
+    assert header.sectionSize(0) >= 160  # still names each destination
+    assert matrix.item(1, 0).toolTip() == f"demo-eu — {label}"
+    wide = DestinationMatrix()
+    qtbot.addWidget(wide)
+    wide.set_connections(names, dict.fromkeys(names, label), set())
+    wide.resize(1400, wide.sizeHint().height())
+    wide.show()
+    qtbot.waitExposed(wide)
+    wide._fit_columns()
+    assert wide.horizontalHeader().sectionSize(0) >= wide.sizeHintForColumn(0)  # in full

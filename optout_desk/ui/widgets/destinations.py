@@ -58,9 +58,13 @@ class DestinationMatrix(QTableWidget):
         self.setWordWrap(False)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         header = self.horizontalHeader()
-        for column in range(len(self.COLUMNS) - 1):
+        # The destination's name is sized by _fit_columns (it gives way first); the counts
+        # fit their contents; "Left out" takes the rest.
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
+        for column in range(1, len(self.COLUMNS) - 1):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
         header.setStretchLastSection(True)
+        self.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.previews: dict[str, DestinationPreview] = {}
         self._names: list[str] = []
         self.itemChanged.connect(self._item_changed)
@@ -74,6 +78,7 @@ class DestinationMatrix(QTableWidget):
         self.setRowCount(len(names))
         for row, name in enumerate(names):
             item = QTableWidgetItem(f"{name} — {labels.get(name, '')}")
+            item.setToolTip(item.text())  # in full where the column elides it
             item.setFlags(Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEnabled)
             item.setCheckState(Qt.CheckState.Checked if name in ticked
                                else Qt.CheckState.Unchecked)
@@ -82,15 +87,35 @@ class DestinationMatrix(QTableWidget):
             for column in range(1, len(self.COLUMNS)):
                 self.setItem(row, column, QTableWidgetItem(""))
         self.blockSignals(False)
+        self._fit_columns()
+
+    def _fit_columns(self) -> None:
+        """Every column in view: when the names and the left-out reasons do not both fit,
+        they share what the counts leave, each elided (in full in its tooltip)."""
         self.resizeColumnsToContents()
+        last = len(self.COLUMNS) - 1
+        header = self.horizontalHeader()
+        counts = sum(header.sectionSize(column) for column in range(1, last))
+        shared = self.viewport().width() - counts
+        left_out = max(self.sizeHintForColumn(last), header.sectionSizeHint(last))
+        wanted = self.sizeHintForColumn(0)
+        width = wanted if wanted + left_out <= shared else max(shared - left_out, shared // 2)
+        header.resizeSection(0, max(min(wanted, width), 160))
         self.updateGeometry()
 
+    def resizeEvent(self, event: Any) -> None:
+        super().resizeEvent(event)
+        self._fit_columns()
+
     def sizeHint(self) -> QSize:
-        """Tall enough for its rows (a few destinations), no more."""
+        """Tall enough for its rows (a few destinations) and, when the window is too narrow
+        for every column, the scroll bar under them; no more."""
         hint = super().sizeHint()
         rows = max(self.rowCount(), 2)
         height = (self.horizontalHeader().height() + rows * self.verticalHeader()
                   .defaultSectionSize() + 2 * self.frameWidth() + 4)
+        if self.horizontalScrollBar().isVisible():
+            height += self.horizontalScrollBar().height()
         return QSize(hint.width(), height)
 
     def minimumSizeHint(self) -> QSize:
@@ -135,9 +160,10 @@ class DestinationMatrix(QTableWidget):
                                           | Qt.AlignmentFlag.AlignVCenter)
             first = self.item(row, 0)
             if first is not None and d is not None and d.compared_against:
-                first.setToolTip("The identifiers were reconciled against this connection")
+                first.setToolTip(f"{first.text()}: the identifiers were reconciled against "
+                                 "this connection")
         self.blockSignals(False)
-        self.resizeColumnsToContents()
+        self._fit_columns()
 
     def ticked(self) -> list[str]:
         names = []
