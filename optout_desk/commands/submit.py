@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from optout_desk.core.wording import counted
+from optout_desk.core.wording import counted, counted_of
 
 MAX_LISTED = 20  # identifiers listed by name in the terminal before "… and N more"
 
@@ -244,7 +244,8 @@ def _refuse_overlap(plan: Any) -> None:
     raise BadInputError(
         f"{count:,} of these identifiers are also in unfinished plan {old.id} to "
         f"{old.destination_label} (from {old.created_at[:16].replace('T', ' ')} UTC, "
-        f"{old.acknowledged:,} of {old.batch_count:,} batches acknowledged), so they would be "
+        f"{counted_of(old.acknowledged, old.batch_count, 'batch', 'batches')} acknowledged), "
+        "so they would be "
         f"sent twice. Finish it first with `optout-desk submit {connection} --resume`, or give "
         f"it up with `optout-desk submit {connection} --discard {old.id}`, then run this again "
         "(what it delivered is left out)."
@@ -429,8 +430,9 @@ def _resume(args: argparse.Namespace) -> int:
     for plan in plans:
         out.print(
             f"Plan {plan.id} ({plan.short_hash}) from {plan.created_at[:19].replace('T', ' ')} "
-            f"UTC to {plan.destination_label}: {plan.acknowledged:,} of {plan.batch_count:,} "
-            f"batches acknowledged, {plan.remaining:,} to send"
+            f"UTC to {plan.destination_label}: "
+            f"{counted_of(plan.acknowledged, plan.batch_count, 'batch', 'batches')} "
+            f"acknowledged, {plan.remaining:,} to send"
             + (f" ({plan.message})" if plan.message else "") + "."
         )
     if len(plans) == 1:

@@ -31,6 +31,12 @@ def counted(count: int, singular: str, plural: str | None = None,
     return f"{number(count)} {singular if count == 1 else (plural or singular + 's')}"
 
 
+def counted_of(done: int, total: int, singular: str, plural: str | None = None,
+               number: NumberFormat = grouped) -> str:
+    """"1 of 1 batch", "3 of 143 batches": the noun agrees with the total."""
+    return f"{number(done)} of {counted(total, singular, plural, number)}"
+
+
 def identifiers_by_kind(kinds: Mapping[str, int], number: NumberFormat = grouped) -> str:
     """"1,719 identifiers (1,208 emails, 511 phones)"; one kind: "1,208 identifiers (emails)"."""
     total = sum(kinds.values())

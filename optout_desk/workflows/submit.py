@@ -46,6 +46,7 @@ from optout_desk.core.progress import (
     ProgressCallback,
     no_progress,
 )
+from optout_desk.core.wording import counted_of
 from optout_desk.files.formats import SPREADSHEET_EXTENSIONS
 from optout_desk.files.lists import read_list_file as read_list_file  # for the CLI and GUI
 from optout_desk.store import connections, history, journal, locks
@@ -105,8 +106,8 @@ class SubmitOutcome:
         """The outcome in plain sentences (no identifiers except the unconfirmed list's size)."""
         lines = [
             f"Plan {self.plan_id} ({self.short_hash}) to {self.destination_label}: "
-            f"{self.acknowledged:,} of {self.batches:,} batches acknowledged, "
-            f"{self.submitted:,} of {self.total:,} opt-outs submitted."
+            f"{counted_of(self.acknowledged, self.batches, 'batch', 'batches')} acknowledged, "
+            f"{counted_of(self.submitted, self.total, 'opt-out')} submitted."
         ]
         if self.resent_after_interruption:
             n = self.resent_after_interruption

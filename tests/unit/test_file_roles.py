@@ -19,7 +19,7 @@ from optout_desk.core.reconcile import (
     explain_row,
     reconcile,
 )
-from optout_desk.core.wording import rows_and_identifiers
+from optout_desk.core.wording import counted_of, rows_and_identifiers
 from optout_desk.files import countries
 from optout_desk.files.mapping import (
     distinct_values,
@@ -94,6 +94,9 @@ def test_rows_and_identifiers_wording() -> None:
     assert rows_and_identifiers(1208, {"email": 1208, "phone": 511}) == (
         "1,208 rows · 1,719 identifiers (1,208 emails, 511 phones)")
     assert rows_and_identifiers(1, {"phone": 1}) == "1 row · 1 identifier (1 phone)"
+    # The noun agrees with the total: "1 of 1 batch", not "1 of 1 batches".
+    assert counted_of(1, 1, "batch", "batches") == "1 of 1 batch"
+    assert counted_of(0, 1200, "opt-out") == "0 of 1,200 opt-outs"
 
 
 # ---------------------------------------------------------------- proposals

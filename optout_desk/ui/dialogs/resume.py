@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from optout_desk.core.wording import counted_of
 from optout_desk.store.journal import PlanSummary
 
 RESUME, REVIEW, DISCARD = "resume", "review", "discard"
@@ -20,8 +21,9 @@ RESUME, REVIEW, DISCARD = "resume", "review", "discard"
 
 def describe(plan: PlanSummary) -> str:
     return (f"Plan {plan.id} ({plan.short_hash}) to {plan.destination_label}, "
-            f"{plan.created_at[:16].replace('T', ' ')} UTC: {plan.acknowledged:,} of "
-            f"{plan.batch_count:,} batches acknowledged, {plan.remaining:,} to send"
+            f"{plan.created_at[:16].replace('T', ' ')} UTC: "
+            f"{counted_of(plan.acknowledged, plan.batch_count, 'batch', 'batches')} "
+            f"acknowledged, {plan.remaining:,} to send"
             + (f" — {plan.message}" if plan.message else ""))
 
 
