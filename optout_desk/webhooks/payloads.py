@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from optout_desk.core.identifiers import normalise_email, phone_normaliser
+from optout_desk.core.identifiers import normalise_email_once, phone_normaliser
 from optout_desk.core.records import STORABLE_INTEGERS, canonical_timestamp
 from optout_desk.store.inbox import KIND_OPTOUT, KIND_RESUBSCRIBE, InboxEvent
 
@@ -144,10 +144,10 @@ def parse_checkmarket(source: str, data: dict[str, Any], headers: Mapping[str, s
         raise PayloadError("Contact.DateOptOut is not an ISO-8601 date and time.")
     email_text = _str_field(contact.get("Email"), "Contact.Email")
     phone_text = _str_field(contact.get("Phone"), "Contact.Phone")
-    email = normalise_email(email_text).key if email_text.strip() else None
+    email = normalise_email_once(email_text).key if email_text.strip() else None
     country = _str_field(contact.get("CountryId"), "Contact.CountryId")
     region = country.upper() if _COUNTRY.match(country) else "US"
-    phone = phone_normaliser(region)(phone_text).key if phone_text.strip() else None
+    phone = phone_normaliser(region).once(phone_text).key if phone_text.strip() else None
     if email is None and phone is None:
         what = "neither a valid Email nor a valid Phone" if (email_text or phone_text) \
             else "no Email and no Phone"
@@ -212,7 +212,7 @@ def parse_lox24(source: str, data: dict[str, Any]) -> Parsed:
         raise PayloadError("data.phone is too long to be a phone number.")
     # The common shape (already E.164) skips the formatting pass: nothing in it to remove.
     compact = phone_text if phone_text[1:].isdigit() else _PHONE_FORMATTING.sub("", phone_text)
-    phone = phone_normaliser("DE")(compact).key if compact.startswith("+") else None
+    phone = phone_normaliser("DE").once(compact).key if compact.startswith("+") else None
     if phone is None:
         raise PayloadError("data.phone is not an E.164 phone number (+ and country code).")
     created = _int_field(payload.get("created_at"), "data.created_at")

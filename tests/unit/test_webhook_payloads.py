@@ -171,6 +171,24 @@ def test_checkmarket_optout_from_the_vendor_sample() -> None:
     assert event.details["contact_id"] == 3 and event.details["survey_ids"] == [2]
 
 
+def test_a_receiver_that_runs_for_months_does_not_cache_every_identifier() -> None:
+    """Before, each delivery's phone and email stayed in the import caches (about 200 bytes
+    each, up to 2,000,000: some 400 MB) for as long as the receiver ran."""
+    from optout_desk.core import identifiers
+
+    phones = identifiers.phone_normaliser("DE")._cache
+    emails = identifiers._email_cache
+    before = len(phones), len(emails)
+    for n in range(300):
+        parse("lox24", "lox", body(lox(id=f"ef58b437-1319-4b0c-961b-{n:012d}", data={
+            **LOX24_UNSUBSCRIBE["data"], "phone": f"+491511{n:07d}"})), {})
+        contact = {**CM_OPTOUT["Contact"], "ContactId": n, "Email": f"p{n}@example.com",
+                   "Phone": f"+1202555{n:04d}"}
+        parse("checkmarket", "cm", body({**CM_OPTOUT, "Contact": contact}), {})
+    assert (len(phones), len(emails)) == before
+    assert identifiers.phone_normaliser("US")._cache.get("+12025550007") is None
+
+
 def test_checkmarket_envelope_wrapped_in_data_is_read_too() -> None:
     event = parse("checkmarket", "cm", body({"Data": CM_OPTOUT}), {})
     assert not isinstance(event, Handshake | Ignored)
