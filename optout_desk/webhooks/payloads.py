@@ -161,7 +161,7 @@ def parse_checkmarket(source: str, data: dict[str, Any], headers: Mapping[str, s
     details = {
         "webhook_id": webhook_id, "contact_id": contact_id,
         "optout_source_id": source_id if isinstance(source_id, int) else None,
-        "lang": _str_field(contact.get("LangCode"), "Contact.LangCode")[:_MAX_TEXT],
+        "lang": _kept_text(contact.get("LangCode"), "Contact.LangCode"),
         "survey_ids": [s.get("SurveyId") for s in surveys
                        if isinstance(s, dict) and isinstance(s.get("SurveyId"), int)],
     }
@@ -171,7 +171,7 @@ def parse_checkmarket(source: str, data: dict[str, Any], headers: Mapping[str, s
         identifier=email or phone or "", occurred_at=occurred,
         phone=(phone or "") if email else "",
         reason_label=f"opt-out source {source_id}" if isinstance(source_id, int) else "",
-        campaign=", ".join(titles)[:_MAX_TEXT], details=details,
+        campaign=_bounded(", ".join(titles)), details=details,
     )
 
 
@@ -237,9 +237,9 @@ def parse_lox24(source: str, data: dict[str, Any]) -> Parsed:
     if not isinstance(reason, dict):
         raise PayloadError("data.additional_data.reason must be an object.")
     reason_id = _int_field(reason.get("id"), "data.additional_data.reason.id")
-    label = _str_field(reason.get("label"), "data.additional_data.reason.label")
+    label = _kept_text(reason.get("label"), "data.additional_data.reason.label")
     # The seed's example has additional_text beside reason; its schema renders it inside.
-    text = _str_field(extra.get("additional_text", reason.get("additional_text")),
+    text = _kept_text(extra.get("additional_text", reason.get("additional_text")),
                       "data.additional_data.additional_text")
     task = data.get("notification_task_id", payload.get("notification_task_id"))
     details = {
@@ -253,13 +253,12 @@ def parse_lox24(source: str, data: dict[str, Any]) -> Parsed:
         source=source, system="lox24", event_id=event_id.lower(), event=name,
         kind=KIND_OPTOUT if name == LOX_UNSUBSCRIBE else KIND_RESUBSCRIBE, id_kind="phone",
         identifier=phone, occurred_at=occurred, reason_id=reason_id,
-        reason_label=label[:_MAX_TEXT] or LOX24_REASONS.get(reason_id or 0, ""),
-        free_text=text[:_MAX_TEXT],
-        campaign=_str_field(payload.get("campaign_code"), "data.campaign_code")[:_MAX_TEXT],
+        reason_label=label or LOX24_REASONS.get(reason_id or 0, ""),
+        free_text=text,
+        campaign=_kept_text(payload.get("campaign_code"), "data.campaign_code"),
         user_id=_int_field(payload.get("user_id"), "data.user_id"),
         group_id=_int_field(payload.get("group_id"), "data.group_id"),
-        short_link=_str_field(payload.get("short_link_code"),
-                              "data.short_link_code")[:_MAX_TEXT],
+        short_link=_kept_text(payload.get("short_link_code"), "data.short_link_code"),
         details={k: v for k, v in details.items() if v is not None},
     )
 
@@ -290,3 +289,13 @@ def _str_field(value: object, name: str) -> str:
     if not isinstance(value, str):
         raise PayloadError(f"{name} must be a text.")
     return value
+
+
+def _bounded(text: str) -> str:
+    """A text as the inbox keeps it: at most _MAX_TEXT characters."""
+    return text[:_MAX_TEXT]
+
+
+def _kept_text(value: object, name: str) -> str:
+    """A text field (refused if it is not one), as the inbox keeps it."""
+    return _bounded(_str_field(value, name))
