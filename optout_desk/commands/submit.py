@@ -320,11 +320,9 @@ def print_preview(plan: Any) -> None:
 
     dest = plan.destination
     out.print(f"Destination: {dest.label} — {system_label(dest.system)} at {dest.host}")
-    from optout_desk.core.wording import KIND_NOUNS, counted
+    from optout_desk.core.wording import counted, kinds_counted
 
-    kinds = ", ".join(counted(n, *KIND_NOUNS.get(kind, (kind, kind + "s")))
-                      for kind, n in sorted(plan.counts.items())) or "nothing"
-    out.print(f"To submit:   {counted(plan.total, 'opt-out')} ({kinds}) in "
+    out.print(f"To submit:   {counted(plan.total, 'opt-out')} ({kinds_counted(plan.counts)}) in "
               f"{counted(len(plan.batches), 'batch', 'batches')} of up to {plan.batch_size:,}")
     out.print(f"Plan hash:   {plan.short_hash}")
     if plan.batches:

@@ -37,14 +37,22 @@ def counted_of(done: int, total: int, singular: str, plural: str | None = None,
     return f"{number(done)} of {counted(total, singular, plural, number)}"
 
 
-def identifiers_by_kind(kinds: Mapping[str, int], number: NumberFormat = grouped) -> str:
-    """"1,719 identifiers (1,208 emails, 511 phones)"; one kind: "1,208 identifiers (emails)"."""
-    total = sum(kinds.values())
+def _kind_parts(kinds: Mapping[str, int], number: NumberFormat) -> list[str]:
     parts = [counted(kinds[kind], *KIND_NOUNS[kind], number=number)
              for kind in _KIND_ORDER if kinds.get(kind)]
-    parts += [counted(count, kind, number=number) for kind, count in kinds.items()
-              if kind not in KIND_NOUNS and count]
-    head = counted(total, "identifier", number=number)
+    return parts + [counted(count, kind, number=number) for kind, count in kinds.items()
+                    if kind not in KIND_NOUNS and count]
+
+
+def kinds_counted(kinds: Mapping[str, int], number: NumberFormat = grouped) -> str:
+    """"1,208 emails, 511 phones" (a plan's counts by kind); none at all: "nothing"."""
+    return ", ".join(_kind_parts(kinds, number)) or "nothing"
+
+
+def identifiers_by_kind(kinds: Mapping[str, int], number: NumberFormat = grouped) -> str:
+    """"1,719 identifiers (1,208 emails, 511 phones)"; one kind: "1,208 identifiers (emails)"."""
+    parts = _kind_parts(kinds, number)
+    head = counted(sum(kinds.values()), "identifier", number=number)
     return f"{head} ({', '.join(parts)})" if parts else head
 
 

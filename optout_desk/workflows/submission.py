@@ -29,7 +29,7 @@ from optout_desk.connectors.base import Capability, Pacing
 from optout_desk.core.errors import BadInputError, DeskError
 from optout_desk.core.plan import LeftOutReason, Plan, PlanInput, left_out_phrases
 from optout_desk.core.progress import NEVER_CANCELLED, AnyCancelled, CancelToken, Progress
-from optout_desk.core.wording import KIND_NOUNS, counted
+from optout_desk.core.wording import KIND_NOUNS, counted, kinds_counted
 from optout_desk.store import connections, history, journal, submissions
 from optout_desk.store.db import connect
 from optout_desk.workflows import submit
@@ -70,11 +70,8 @@ class DestinationPreview:
 
     def describe(self) -> str:
         """"acme: 1,208 emails, 511 phones in 4 requests (about 1 s)"."""
-        kinds = ", ".join(counted(count, *KIND_NOUNS.get(kind, (kind, kind)))
-                          for kind, count in sorted(self.plan.counts.items())) or "nothing"
-        return (f"{self.plan.destination.label}: {kinds} in {self.requests:,} "
-                f"request{'s' if self.requests != 1 else ''} "
-                f"({estimate(self.estimated_seconds)})")
+        return (f"{self.plan.destination.label}: {kinds_counted(self.plan.counts)} in "
+                f"{counted(self.requests, 'request')} ({estimate(self.estimated_seconds)})")
 
 
 @dataclass(frozen=True)

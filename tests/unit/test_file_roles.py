@@ -19,7 +19,7 @@ from optout_desk.core.reconcile import (
     explain_row,
     reconcile,
 )
-from optout_desk.core.wording import counted_of, rows_and_identifiers
+from optout_desk.core.wording import counted_of, kinds_counted, rows_and_identifiers
 from optout_desk.files import countries
 from optout_desk.files.mapping import (
     distinct_values,
@@ -97,6 +97,9 @@ def test_rows_and_identifiers_wording() -> None:
     # The noun agrees with the total: "1 of 1 batch", not "1 of 1 batches".
     assert counted_of(1, 1, "batch", "batches") == "1 of 1 batch"
     assert counted_of(0, 1200, "opt-out") == "0 of 1,200 opt-outs"
+    assert kinds_counted({"phone": 511, "email": 1208}) == "1,208 emails, 511 phones"
+    assert kinds_counted({"push_token": 1}) == "1 push token"
+    assert kinds_counted({}) == "nothing"
 
 
 # ---------------------------------------------------------------- proposals

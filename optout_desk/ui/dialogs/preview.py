@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 
 from optout_desk.connectors.registry import system_label
 from optout_desk.core.plan import Plan, left_out_phrases
-from optout_desk.core.wording import KIND_NOUNS
+from optout_desk.core.wording import kinds_counted
 from optout_desk.ui.formatting import counted, number
 from optout_desk.workflows.submission import SubmissionPreview, estimate
 
@@ -44,9 +44,8 @@ def plan_widget(plan: Plan, extra: list[tuple[str, str]] | None = None) -> QWidg
     form = QFormLayout()
     form.addRow("Destination:", QLabel(
         f"<b>{dest.label}</b> — {system_label(dest.system)} at {dest.host}"))
-    kinds = ", ".join(counted(n, *KIND_NOUNS.get(kind, (kind, kind)))
-                      for kind, n in sorted(plan.counts.items())) or "nothing"
-    form.addRow("To submit:", QLabel(f"{counted(plan.total, 'opt-out')} ({kinds})"))
+    form.addRow("To submit:", QLabel(
+        f"{counted(plan.total, 'opt-out')} ({kinds_counted(plan.counts, number)})"))
     form.addRow("Requests:", QLabel(f"{counted(len(plan.batches), 'request')} of up to "
                                     f"{counted(plan.batch_size, 'identifier')} each"))
     for label, text in extra or []:
