@@ -100,7 +100,10 @@ class DestinationMatrix(QTableWidget):
         left_out = max(self.sizeHintForColumn(last), header.sectionSizeHint(last))
         wanted = self.sizeHintForColumn(0)
         width = wanted if wanted + left_out <= shared else max(shared - left_out, shared // 2)
-        header.resizeSection(0, max(min(wanted, width), 160))
+        names = max(min(wanted, width), 160)
+        header.resizeSection(0, names)
+        # resizeColumnsToContents gave "Left out" its whole text: it gets what is left instead.
+        header.resizeSection(last, max(shared - names, header.sectionSizeHint(last)))
         self.updateGeometry()
 
     def resizeEvent(self, event: Any) -> None:
@@ -111,9 +114,12 @@ class DestinationMatrix(QTableWidget):
         """Tall enough for its rows (a few destinations) and, when the window is too narrow
         for every column, the scroll bar under them; no more."""
         hint = super().sizeHint()
-        rows = max(self.rowCount(), 2)
-        height = (self.horizontalHeader().height() + rows * self.verticalHeader()
-                  .defaultSectionSize() + 2 * self.frameWidth() + 4)
+        default = self.verticalHeader().defaultSectionSize()
+        rows = sum(self.rowHeight(row) or default for row in range(self.rowCount()))
+        rows += max(0, 2 - self.rowCount()) * default
+        header = self.horizontalHeader()
+        height = (max(header.height(), header.sizeHint().height()) + rows
+                  + 2 * self.frameWidth() + 4)
         if self.horizontalScrollBar().isVisible():
             height += self.horizontalScrollBar().height()
         return QSize(hint.width(), height)
