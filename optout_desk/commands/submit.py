@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from optout_desk.core.wording import counted, counted_of
+from optout_desk.core.wording import counted, counted_of, kinds_counted
 
 MAX_LISTED = 20  # identifiers listed by name in the terminal before "… and N more"
 
@@ -320,8 +320,6 @@ def print_preview(plan: Any) -> None:
 
     dest = plan.destination
     out.print(f"Destination: {dest.label} — {system_label(dest.system)} at {dest.host}")
-    from optout_desk.core.wording import counted, kinds_counted
-
     out.print(f"To submit:   {counted(plan.total, 'opt-out')} ({kinds_counted(plan.counts)}) in "
               f"{counted(len(plan.batches), 'batch', 'batches')} of up to {plan.batch_size:,}")
     out.print(f"Plan hash:   {plan.short_hash}")

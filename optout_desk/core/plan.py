@@ -26,7 +26,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from optout_desk.core.identifiers import Identifier, IdKind
-from optout_desk.core.wording import KIND_NOUNS, NumberFormat, counted, grouped
+from optout_desk.core.wording import NumberFormat, grouped, kind_counted
 
 # Bump when the hashed content changes shape. 1: CheckMarket bodies only (before connectors
 # declared their own payloads); 2: {route, body, values, resend_safe} per payload.
@@ -58,8 +58,8 @@ def left_out_phrases(left_out: Sequence[LeftOut], number: NumberFormat = grouped
                           if item.reason is LeftOutReason.UNSUPPORTED)
     others = Counter(item.reason for item in left_out
                      if item.reason is not LeftOutReason.UNSUPPORTED)
-    phrases = [(n, f"{counted(n, *KIND_NOUNS.get(kind, (kind, kind)), number=number)} it "
-                   "does not take") for kind, n in unsupported.items()]
+    phrases = [(n, f"{kind_counted(n, kind, number)} it does not take")
+               for kind, n in unsupported.items()]
     phrases += [(n, f"{number(n)} {REASON_LABELS[reason]}") for reason, n in others.items()]
     return [text for _n, text in sorted(phrases, key=lambda pair: -pair[0])]
 

@@ -37,11 +37,15 @@ def counted_of(done: int, total: int, singular: str, plural: str | None = None,
     return f"{number(done)} of {counted(total, singular, plural, number)}"
 
 
+def kind_counted(count: int, kind: str, number: NumberFormat = grouped) -> str:
+    """"78 phones", "1 push token" (a kind without nouns of its own is named as it is)."""
+    return counted(count, *KIND_NOUNS.get(kind, (kind, kind)), number=number)
+
+
 def _kind_parts(kinds: Mapping[str, int], number: NumberFormat) -> list[str]:
-    parts = [counted(kinds[kind], *KIND_NOUNS[kind], number=number)
-             for kind in _KIND_ORDER if kinds.get(kind)]
-    return parts + [counted(count, kind, number=number) for kind, count in kinds.items()
-                    if kind not in KIND_NOUNS and count]
+    ordered = [kind for kind in _KIND_ORDER if kinds.get(kind)]
+    ordered += [kind for kind, count in kinds.items() if kind not in KIND_NOUNS and count]
+    return [kind_counted(kinds[kind], kind, number) for kind in ordered]
 
 
 def kinds_counted(kinds: Mapping[str, int], number: NumberFormat = grouped) -> str:

@@ -297,12 +297,10 @@ class ConnectionsPage(QWidget):
         text = f"Connection {name} saved" + (
             "; its keys are held for this session only." if session_only else ".")
         if dropped:
-            held = counted(dropped, "opt-out")
-            text += (f" Its keys changed (they may be another account's), so the list cached "
-                     f"with the old keys ({held}) was dropped: fetch it again."
-                     if why == NEW_KEYS else
-                     f" Its address changed, so the list cached from the old one ({held}) was "
-                     "dropped: fetch it again.")
+            changed = ("Its keys changed (they may be another account's), so the list cached "
+                       "with the old keys" if why == NEW_KEYS else
+                       "Its address changed, so the list cached from the old one")
+            text += f" {changed} ({counted(dropped, 'opt-out')}) was dropped: fetch it again."
         self.host.notify(text, "success" if not dropped else "info")
         self.host.changes.connectionsChanged.emit()
         if dropped is not None:
